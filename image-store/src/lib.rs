@@ -1,0 +1,1 @@
+//! `image-store`: see the crate README for its job. Built by its own issue.

@@ -1,0 +1,1 @@
+//! `layer-pack`: see the crate README for its job. Built by its own issue.

@@ -1,0 +1,12 @@
+use clap::Parser;
+
+/// `layer-pack` (not yet implemented)
+#[derive(Parser)]
+#[command(version, about)]
+struct Cli {}
+
+fn main() -> std::process::ExitCode {
+    let _cli = Cli::parse();
+    eprintln!("layer-pack: error: not implemented yet");
+    std::process::ExitCode::from(2)
+}

@@ -1,0 +1,1 @@
+//! `ns-run`: see the crate README for its job. Built by its own issue.

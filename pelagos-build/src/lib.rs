@@ -1,0 +1,1 @@
+//! `pelagos-build`: see the crate README for its job. Built by its own issue.

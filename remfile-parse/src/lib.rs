@@ -1,0 +1,1 @@
+//! `remfile-parse`: see the crate README for its job. Built by its own issue.

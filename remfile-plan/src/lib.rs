@@ -1,0 +1,1 @@
+//! `remfile-plan`: see the crate README for its job. Built by its own issue.
