@@ -1,0 +1,1 @@
+//! tarw (in progress)
