@@ -1,0 +1,466 @@
+//! The command line: Docker's `build` flags, parsed by clap and validated into [`BuildOptions`].
+
+use std::path::PathBuf;
+
+use clap::Parser;
+
+/// Invalid command-line input (exit status 2).
+#[derive(Debug, thiserror::Error)]
+pub enum UsageError {
+    /// A `--build-arg` without a name.
+    #[error("invalid --build-arg {0:?}: expected NAME[=VALUE]")]
+    BuildArg(String),
+    /// A `--label` without `=`.
+    #[error("invalid --label {0:?}: expected KEY=VALUE")]
+    Label(String),
+    /// A bad `--output` spec.
+    #[error("invalid --output {spec:?}: {reason}")]
+    Output {
+        /// The spec.
+        spec: String,
+        /// Why.
+        reason: String,
+    },
+    /// A bad `--source-date-epoch` or `SOURCE_DATE_EPOCH`.
+    #[error("invalid source date epoch {0:?}: expected whole seconds since 1970")]
+    Epoch(String),
+    /// Both the plan and the context want stdin.
+    #[error("{0} and the context cannot both be read from stdin (-)")]
+    Stdin(&'static str),
+    /// A bad `--tag`.
+    #[error("invalid tag {0:?}")]
+    Tag(String),
+}
+
+/// How progress is shown on stderr.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ProgressMode {
+    /// `tty` when stderr is a terminal, else `plain`.
+    Auto,
+    /// One line per event.
+    Plain,
+    /// A live view with per-step timers.
+    Tty,
+    /// One JSON object per line.
+    Json,
+}
+
+/// The network of RUN steps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NetworkMode {
+    /// Loopback only.
+    None,
+    /// The host's network.
+    Host,
+    /// A private namespace with slirp4netns NAT.
+    Slirp,
+    /// A private namespace with pasta NAT.
+    Pasta,
+}
+
+impl NetworkMode {
+    /// The name as written on the command line.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NetworkMode::None => "none",
+            NetworkMode::Host => "host",
+            NetworkMode::Slirp => "slirp",
+            NetworkMode::Pasta => "pasta",
+        }
+    }
+}
+
+/// Kinds of `--output`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OutputKind {
+    /// An OCI image layout (tar, or a directory with `tar=false`).
+    Oci,
+    /// A `docker load` archive.
+    Docker,
+    /// The flattened root filesystem written into a directory.
+    Local,
+    /// The flattened root filesystem as a tar file.
+    Tar,
+}
+
+/// One `--output`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct OutputSpec {
+    /// What to write.
+    pub kind: OutputKind,
+    /// Where.
+    pub dest: PathBuf,
+    /// For `oci`: a tar file (true, default) or a layout directory (false).
+    pub tar: bool,
+    /// An image name recorded in the archive (`name=`), else the first tag.
+    pub name: Option<String>,
+}
+
+impl OutputSpec {
+    /// Parses `type=oci|docker|local|tar,dest=PATH[,tar=false][,name=N]`, or a bare `PATH`
+    /// (Docker's shorthand for `type=local,dest=PATH`).
+    pub fn parse(spec: &str) -> Result<Self, UsageError> {
+        let err = |reason: &str| UsageError::Output { spec: spec.to_string(), reason: reason.into() };
+        if !spec.contains('=') {
+            if spec.is_empty() {
+                return Err(err("empty"));
+            }
+            return Ok(OutputSpec { kind: OutputKind::Local, dest: spec.into(), tar: false, name: None });
+        }
+        let (mut kind, mut dest, mut tar, mut name) = (None, None, true, None);
+        for field in spec.split(',') {
+            let (k, v) = field.split_once('=').ok_or_else(|| err("expected KEY=VALUE fields"))?;
+            match k.trim() {
+                "type" => {
+                    kind = Some(match v {
+                        "oci" => OutputKind::Oci,
+                        "docker" => OutputKind::Docker,
+                        "local" => OutputKind::Local,
+                        "tar" => OutputKind::Tar,
+                        "registry" | "image" => {
+                            return Err(err("type registry/image is not supported yet (use -t)"));
+                        }
+                        _ => return Err(err("type must be oci, docker, local or tar")),
+                    });
+                }
+                "dest" => {
+                    if v.is_empty() {
+                        return Err(err("empty dest"));
+                    }
+                    dest = Some(PathBuf::from(v));
+                }
+                "tar" => {
+                    tar = match v {
+                        "true" => true,
+                        "false" => false,
+                        _ => return Err(err("tar must be true or false")),
+                    };
+                }
+                "name" => name = Some(v.to_string()),
+                other => return Err(err(&format!("unknown field {other:?}"))),
+            }
+        }
+        let kind = kind.ok_or_else(|| err("missing type="))?;
+        let dest = dest.ok_or_else(|| err("missing dest="))?;
+        if !tar && kind != OutputKind::Oci {
+            return Err(err("tar=false applies only to type=oci"));
+        }
+        Ok(OutputSpec { kind, dest, tar: tar && kind != OutputKind::Local, name })
+    }
+}
+
+/// `pelagos-build`: build an OCI image from a Remfile (Dockerfile) and a context.
+#[derive(Debug, Parser)]
+#[command(name = "pelagos-build", version, about, max_term_width = 100)]
+pub struct Cli {
+    /// The build context directory, or `-` to read a tar archive (or a lone Remfile) from stdin.
+    #[arg(default_value = ".")]
+    pub context: String,
+    /// The Remfile (default: `Remfile`, then `Dockerfile`, then `Containerfile` in the context);
+    /// `-` reads it from stdin.
+    #[arg(short = 'f', long = "file")]
+    pub file: Option<PathBuf>,
+    /// Name and tag for the image (repeatable).
+    #[arg(short = 't', long = "tag")]
+    pub tags: Vec<String>,
+    /// A build argument: `NAME=VALUE`, or `NAME` to take the value from the environment.
+    #[arg(long = "build-arg", value_name = "NAME[=VALUE]")]
+    pub build_args: Vec<String>,
+    /// The stage to build (default: the last).
+    #[arg(long)]
+    pub target: Option<String>,
+    /// Do not use the build cache (results are still stored in it).
+    #[arg(long)]
+    pub no_cache: bool,
+    /// Always pull base images, even when they are in the store.
+    #[arg(long)]
+    pub pull: bool,
+    /// Network of RUN steps.
+    #[arg(long, value_enum, default_value_t = NetworkMode::None)]
+    pub network: NetworkMode,
+    /// A label for the image: `KEY=VALUE` (repeatable).
+    #[arg(long = "label", value_name = "KEY=VALUE")]
+    pub labels: Vec<String>,
+    /// Progress output on stderr.
+    #[arg(long, value_enum, default_value_t = ProgressMode::Auto)]
+    pub progress: ProgressMode,
+    /// Print only the image ID on stdout, and no progress.
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// Write the image ID to this file.
+    #[arg(long, value_name = "FILE")]
+    pub iidfile: Option<PathBuf>,
+    /// Write the build metadata (JSON) to this file.
+    #[arg(long, value_name = "FILE")]
+    pub metadata_file: Option<PathBuf>,
+    /// An output: `type=oci|docker|local|tar,dest=PATH` (repeatable).
+    #[arg(short = 'o', long = "output", value_name = "SPEC")]
+    pub outputs: Vec<String>,
+    /// The store directory (default: $PELAGOS_STORE, /var/lib/pelagos for root, else
+    /// $XDG_DATA_HOME/pelagos).
+    #[arg(long, value_name = "DIR")]
+    pub store: Option<PathBuf>,
+    /// Clamp every timestamp to this time (seconds since 1970); default: $SOURCE_DATE_EPOCH.
+    #[arg(long, value_name = "N")]
+    pub source_date_epoch: Option<String>,
+    /// Execute this Plan document (from remfile-plan) instead of a Remfile; `-` reads stdin.
+    #[arg(long, value_name = "FILE|-")]
+    pub plan: Option<PathBuf>,
+    /// The target platform (only the machine's own platform can run RUN steps).
+    #[arg(long)]
+    pub platform: Option<String>,
+}
+
+/// Where the Remfile or the Plan comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Recipe {
+    /// A Remfile at a path (`None`: look it up in the context).
+    Remfile(Option<PathBuf>),
+    /// A Remfile read from stdin.
+    RemfileStdin,
+    /// A Plan document at a path.
+    Plan(PathBuf),
+    /// A Plan document on stdin.
+    PlanStdin,
+}
+
+/// The build context source.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ContextSource {
+    /// A directory.
+    Dir(PathBuf),
+    /// A tar archive (or a lone Remfile) on stdin.
+    Stdin,
+}
+
+/// Validated options of one build.
+#[derive(Debug, Clone)]
+pub struct BuildOptions {
+    /// The context.
+    pub context: ContextSource,
+    /// The recipe.
+    pub recipe: Recipe,
+    /// Tags, as given.
+    pub tags: Vec<String>,
+    /// Build args with their values (those taken from an unset variable are left out).
+    pub build_args: Vec<(String, String)>,
+    /// `--target`.
+    pub target: Option<String>,
+    /// `--no-cache`.
+    pub no_cache: bool,
+    /// `--pull`.
+    pub pull: bool,
+    /// `--network`.
+    pub network: NetworkMode,
+    /// `--label` pairs, in order.
+    pub labels: Vec<(String, String)>,
+    /// `--progress` (already resolved when `-q`).
+    pub progress: ProgressMode,
+    /// `-q`.
+    pub quiet: bool,
+    /// `--iidfile`.
+    pub iidfile: Option<PathBuf>,
+    /// `--metadata-file`.
+    pub metadata_file: Option<PathBuf>,
+    /// `--output`s.
+    pub outputs: Vec<OutputSpec>,
+    /// `--store`.
+    pub store: Option<PathBuf>,
+    /// `--source-date-epoch` or `SOURCE_DATE_EPOCH`.
+    pub source_date_epoch: Option<i64>,
+    /// `--platform`.
+    pub platform: Option<String>,
+}
+
+/// Parses `NAME[=VALUE]`; without `=`, the value comes from `env` (absent: the arg is skipped).
+pub fn parse_build_arg(
+    s: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Option<(String, String)>, UsageError> {
+    let (name, value) = match s.split_once('=') {
+        Some((n, v)) => (n, Some(v.to_string())),
+        None => (s, None),
+    };
+    if name.is_empty() || name.contains(char::is_whitespace) {
+        return Err(UsageError::BuildArg(s.to_string()));
+    }
+    Ok(value.or_else(|| env(name)).map(|v| (name.to_string(), v)))
+}
+
+/// Parses a source date epoch: whole seconds, non-negative.
+pub fn parse_epoch(s: &str) -> Result<i64, UsageError> {
+    s.trim().parse::<i64>().ok().filter(|n| *n >= 0).ok_or_else(|| UsageError::Epoch(s.to_string()))
+}
+
+impl Cli {
+    /// Validates the flags; `env` reads environment variables (`std::env::var` in the binary).
+    pub fn into_options(self, env: &dyn Fn(&str) -> Option<String>) -> Result<BuildOptions, UsageError> {
+        let context = if self.context == "-" {
+            ContextSource::Stdin
+        } else {
+            ContextSource::Dir(PathBuf::from(&self.context))
+        };
+        let recipe = match (&self.plan, &self.file) {
+            (Some(p), _) if p.as_os_str() == "-" => Recipe::PlanStdin,
+            (Some(p), _) => Recipe::Plan(p.clone()),
+            (None, Some(f)) if f.as_os_str() == "-" => Recipe::RemfileStdin,
+            (None, f) => Recipe::Remfile(f.clone()),
+        };
+        if context == ContextSource::Stdin {
+            match recipe {
+                Recipe::PlanStdin => return Err(UsageError::Stdin("--plan -")),
+                Recipe::RemfileStdin => return Err(UsageError::Stdin("--file -")),
+                _ => {}
+            }
+        }
+        let mut build_args = Vec::new();
+        for a in &self.build_args {
+            if let Some(kv) = parse_build_arg(a, env)? {
+                build_args.retain(|(k, _): &(String, String)| *k != kv.0);
+                build_args.push(kv);
+            }
+        }
+        let mut labels = Vec::new();
+        for l in &self.labels {
+            let (k, v) = l.split_once('=').ok_or_else(|| UsageError::Label(l.clone()))?;
+            if k.is_empty() {
+                return Err(UsageError::Label(l.clone()));
+            }
+            labels.push((k.to_string(), v.to_string()));
+        }
+        for t in &self.tags {
+            if t.is_empty() || t.contains(char::is_whitespace) || t.ends_with(':') {
+                return Err(UsageError::Tag(t.clone()));
+            }
+        }
+        let outputs = self.outputs.iter().map(|o| OutputSpec::parse(o)).collect::<Result<Vec<_>, _>>()?;
+        let source_date_epoch = match &self.source_date_epoch {
+            Some(s) => Some(parse_epoch(s)?),
+            None => match env("SOURCE_DATE_EPOCH") {
+                Some(s) if !s.is_empty() => Some(parse_epoch(&s)?),
+                _ => None,
+            },
+        };
+        Ok(BuildOptions {
+            context,
+            recipe,
+            tags: self.tags,
+            build_args,
+            target: self.target,
+            no_cache: self.no_cache,
+            pull: self.pull,
+            network: self.network,
+            labels,
+            progress: self.progress,
+            quiet: self.quiet,
+            iidfile: self.iidfile,
+            metadata_file: self.metadata_file,
+            outputs,
+            store: self.store,
+            source_date_epoch,
+            platform: self.platform,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn opts(args: &[&str], env: &[(&str, &str)]) -> Result<BuildOptions, UsageError> {
+        let env: Vec<(String, String)> =
+            env.iter().map(|(k, v)| ((*k).to_string(), (*v).to_string())).collect();
+        let mut argv = vec!["pelagos-build"];
+        argv.extend_from_slice(args);
+        Cli::try_parse_from(argv).unwrap().into_options(&move |k: &str| {
+            env.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone())
+        })
+    }
+
+    #[test]
+    fn every_flag() {
+        let o = opts(
+            &[
+                "-f", "x/Dockerfile", "-t", "a:1", "--tag", "b", "--build-arg", "V=2",
+                "--build-arg", "FROMENV", "--build-arg", "UNSET", "--target", "builder",
+                "--no-cache", "--pull", "--network", "host", "--label", "k=v=w", "--progress",
+                "json", "-q", "--iidfile", "id", "--metadata-file", "m.json", "--output",
+                "type=oci,dest=o.tar", "-o", "type=local,dest=out", "--store", "/s",
+                "--source-date-epoch", "42", "ctx",
+            ],
+            &[("FROMENV", "e"), ("SOURCE_DATE_EPOCH", "7")],
+        )
+        .unwrap();
+        assert_eq!(o.context, ContextSource::Dir("ctx".into()));
+        assert_eq!(o.recipe, Recipe::Remfile(Some("x/Dockerfile".into())));
+        assert_eq!(o.tags, ["a:1", "b"]);
+        assert_eq!(
+            o.build_args,
+            [("V".to_string(), "2".to_string()), ("FROMENV".to_string(), "e".to_string())]
+        );
+        assert_eq!(o.target.as_deref(), Some("builder"));
+        assert!(o.no_cache && o.pull && o.quiet);
+        assert_eq!(o.network, NetworkMode::Host);
+        assert_eq!(o.labels, [("k".to_string(), "v=w".to_string())]);
+        assert_eq!(o.progress, ProgressMode::Json);
+        assert_eq!(o.outputs.len(), 2);
+        assert_eq!(o.outputs[1].kind, OutputKind::Local);
+        assert_eq!(o.source_date_epoch, Some(42), "the flag beats the environment");
+        assert_eq!(o.store, Some("/s".into()));
+    }
+
+    #[test]
+    fn defaults_and_env_epoch() {
+        let o = opts(&[], &[("SOURCE_DATE_EPOCH", "7")]).unwrap();
+        assert_eq!(o.context, ContextSource::Dir(".".into()));
+        assert_eq!(o.recipe, Recipe::Remfile(None));
+        assert_eq!(o.source_date_epoch, Some(7));
+        assert_eq!(o.progress, ProgressMode::Auto);
+        assert_eq!(o.network, NetworkMode::None);
+        assert_eq!(opts(&[], &[]).unwrap().source_date_epoch, None);
+        assert!(opts(&[], &[("SOURCE_DATE_EPOCH", "x")]).is_err());
+        assert!(opts(&["--source-date-epoch=-1"], &[]).is_err());
+    }
+
+    #[test]
+    fn stdin_forms() {
+        assert_eq!(opts(&["--plan", "-", "."], &[]).unwrap().recipe, Recipe::PlanStdin);
+        assert_eq!(opts(&["--plan", "p.json"], &[]).unwrap().recipe, Recipe::Plan("p.json".into()));
+        assert_eq!(opts(&["-f", "-"], &[]).unwrap().recipe, Recipe::RemfileStdin);
+        assert_eq!(opts(&["-"], &[]).unwrap().context, ContextSource::Stdin);
+        assert!(matches!(opts(&["--plan", "-", "-"], &[]), Err(UsageError::Stdin(_))));
+        assert!(matches!(opts(&["-f", "-", "-"], &[]), Err(UsageError::Stdin(_))));
+    }
+
+    #[test]
+    fn bad_values() {
+        assert!(opts(&["--build-arg", "=x"], &[]).is_err());
+        assert!(opts(&["--label", "novalue"], &[]).is_err());
+        assert!(opts(&["-t", ""], &[]).is_err());
+        assert!(Cli::try_parse_from(["pelagos-build", "--progress", "fancy"]).is_err());
+        assert!(Cli::try_parse_from(["pelagos-build", "--network", "bridge"]).is_err());
+    }
+
+    #[test]
+    fn later_build_arg_wins() {
+        let o = opts(&["--build-arg", "A=1", "--build-arg", "A=2"], &[]).unwrap();
+        assert_eq!(o.build_args, [("A".to_string(), "2".to_string())]);
+    }
+
+    #[test]
+    fn output_specs() {
+        let o = OutputSpec::parse("type=oci,dest=/x/o,tar=false,name=app:1").unwrap();
+        assert_eq!(o.kind, OutputKind::Oci);
+        assert!(!o.tar);
+        assert_eq!(o.name.as_deref(), Some("app:1"));
+        assert!(OutputSpec::parse("type=docker,dest=d.tar").unwrap().tar);
+        assert!(!OutputSpec::parse("type=local,dest=d").unwrap().tar);
+        assert_eq!(OutputSpec::parse("outdir").unwrap().kind, OutputKind::Local);
+        for bad in ["type=oci", "dest=x", "type=zip,dest=x", "type=tar,dest=x,tar=false", "type=oci,dest=", "type=oci,dest=x,foo=1", "type=registry,dest=x", ""] {
+            assert!(OutputSpec::parse(bad).is_err(), "{bad}");
+        }
+    }
+}
