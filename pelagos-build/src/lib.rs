@@ -10,3 +10,5 @@
 pub mod cli;
 pub mod ignore;
 pub mod perms;
+pub mod tree;
+pub mod copy;
