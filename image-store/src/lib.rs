@@ -1,1 +1,46 @@
-//! `image-store`: see the crate README for its job. Built by its own issue.
+//! `image-store`: a crash-safe, concurrent, content-addressed image store that is itself an OCI
+//! image layout.
+//!
+//! The store root holds `oci-layout`, `index.json` (one manifest descriptor per tag, annotated
+//! with `org.opencontainers.image.ref.name` = the full normalised reference) and
+//! `blobs/sha256/<hex>`, so `skopeo inspect oci:ROOT:REF` and `umoci` read it directly. Next to
+//! that: `snapshots/` (unpacked layers keyed by diff_id, overlay lower dirs), `cache/` (the build
+//! cache index), `leases/` and `locks/` (the concurrency protocol) and `tmp/`.
+//!
+//! Entry points: [`Store::open`], [`Reference::parse`], [`Store::put_blob`],
+//! [`Store::blob_writer`], [`Store::open_blob`], [`Store::write_image`], [`Store::tag`],
+//! [`Store::resolve`], [`Store::snapshot`], [`Store::lowers`], [`Store::cache_get`],
+//! [`Store::cache_put`], [`Store::gc`], [`Store::fsck`], [`Store::import`], [`Store::load`],
+//! [`Store::export`].
+//!
+//! Guarantees: every write is temp file + fsync + rename; `index.json` changes hold a lock; a
+//! [`Store`] handle holds a lease so `gc` never removes what it wrote or resolved; every blob from
+//! outside is verified against its digest and size before it becomes visible.
+
+mod blobs;
+mod cache;
+mod digest;
+mod error;
+mod gc;
+mod images;
+mod oci;
+mod reference;
+mod snapshots;
+mod store;
+
+pub use blobs::{BlobInfo, BlobWriter, MAX_DOCUMENT_SIZE, VerifiedReader};
+pub use cache::{CacheRecord, CachedLayer};
+pub use digest::{Digest, HashingReader, HashingWriter};
+pub use error::{Result, StoreError};
+pub use gc::GcReport;
+pub use images::{ImageRecord, TagEntry, WrittenImage};
+pub use oci::{
+    ANNOTATION_CONTAINERD_NAME, ANNOTATION_REF_NAME, ContainerConfig, Descriptor, History,
+    ImageConfig, Index, MEDIA_TYPE_CONFIG, MEDIA_TYPE_DOCKER_CONFIG, MEDIA_TYPE_DOCKER_LAYER_GZIP,
+    MEDIA_TYPE_DOCKER_LIST, MEDIA_TYPE_DOCKER_MANIFEST, MEDIA_TYPE_INDEX, MEDIA_TYPE_LAYER_GZIP,
+    MEDIA_TYPE_LAYER_TAR, MEDIA_TYPE_LAYER_ZSTD, MEDIA_TYPE_MANIFEST, Manifest, Platform, RootFs,
+    canonical_json, is_index_media_type, is_manifest_media_type,
+};
+pub use reference::{DEFAULT_DOMAIN, DEFAULT_TAG, Reference, ReferenceError};
+pub use snapshots::SnapshotMeta;
+pub use store::{OCI_LAYOUT, Store};

@@ -1,0 +1,348 @@
+//! Content-addressed blobs: streaming, verified ingest and verified reads.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, BufWriter, Read, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::PathBuf;
+
+use serde::Serialize;
+
+use crate::digest::{Digest, HashingWriter};
+use crate::error::{IoContext, Result, StoreError};
+use crate::store::{Store, sync_parent};
+
+/// Digest and size of a stored blob.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BlobInfo {
+    /// The blob's digest.
+    pub digest: Digest,
+    /// Its size in bytes.
+    pub size: u64,
+}
+
+/// The largest JSON document (manifest, config, index) read into memory.
+pub const MAX_DOCUMENT_SIZE: u64 = 64 << 20;
+
+/// A streaming blob writer: hashes while writing to a temp file in the store; [`BlobWriter::commit`]
+/// verifies and publishes it atomically. Dropping it without committing removes the temp file.
+pub struct BlobWriter<'s> {
+    store: &'s Store,
+    path: PathBuf,
+    inner: Option<HashingWriter<BufWriter<File>>>,
+}
+
+impl std::fmt::Debug for BlobWriter<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BlobWriter")
+            .field("path", &self.path)
+            .finish()
+    }
+}
+
+impl Write for BlobWriter<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self.inner.as_mut() {
+            Some(w) => w.write(buf),
+            None => Err(io::Error::other("blob writer already committed")),
+        }
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        match self.inner.as_mut() {
+            Some(w) => w.flush(),
+            None => Ok(()),
+        }
+    }
+}
+
+impl BlobWriter<'_> {
+    /// Verifies the content against `expected` (digest and size) when given, then makes the blob
+    /// visible (fsync, rename, fsync dir). On a mismatch nothing is stored and the error names
+    /// the blob.
+    pub fn commit(mut self, expected: Option<(&Digest, u64)>) -> Result<BlobInfo> {
+        let Some(w) = self.inner.take() else {
+            return Err(StoreError::Unsupported(
+                "blob writer committed twice".into(),
+            ));
+        };
+        let (digest, size, buf) = w.finish();
+        let file = buf
+            .into_inner()
+            .map_err(|e| StoreError::io("write", &self.path, e.into_error()))?;
+        if let Some((want, want_size)) = expected {
+            if *want != digest {
+                return Err(StoreError::DigestMismatch {
+                    name: want.to_string(),
+                    expected: want.clone(),
+                    actual: digest,
+                });
+            }
+            if want_size != size {
+                return Err(StoreError::SizeMismatch {
+                    name: want.to_string(),
+                    expected: want_size,
+                    actual: size,
+                });
+            }
+        }
+        file.sync_all().ctx("fsync", &self.path)?;
+        drop(file);
+        self.store.publish_temp(&self.path, &digest)?;
+        Ok(BlobInfo { digest, size })
+    }
+}
+
+impl Drop for BlobWriter<'_> {
+    fn drop(&mut self) {
+        let _ = fs::remove_file(&self.path);
+    }
+}
+
+/// A blob reader that checks size and digest at end of stream: the final `read` returns an
+/// `InvalidData` error instead of EOF when the content does not match.
+pub struct VerifiedReader {
+    inner: Option<crate::digest::HashingReader<io::BufReader<File>>>,
+    expected: Digest,
+    size: u64,
+}
+
+impl std::fmt::Debug for VerifiedReader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VerifiedReader")
+            .field("expected", &self.expected)
+            .finish()
+    }
+}
+
+impl VerifiedReader {
+    /// The blob's size on disk.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+}
+
+impl Read for VerifiedReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let Some(inner) = self.inner.as_mut() else {
+            return Ok(0);
+        };
+        let n = inner.read(buf)?;
+        if n == 0
+            && !buf.is_empty()
+            && let Some(h) = self.inner.take()
+        {
+            let (actual, _) = h.finish();
+            if actual != self.expected {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!(
+                        "blob {} is corrupt: content hashes to {actual}",
+                        self.expected
+                    ),
+                ));
+            }
+        }
+        Ok(n)
+    }
+}
+
+impl Store {
+    /// Whether a blob is present (not verified).
+    pub fn has_blob(&self, digest: &Digest) -> bool {
+        self.blob_path(digest).is_file()
+    }
+
+    /// A writer for a new blob (see [`BlobWriter`]).
+    pub fn blob_writer(&self) -> Result<BlobWriter<'_>> {
+        let path = self.temp_path("blob")?;
+        let file = OpenOptions::new()
+            .create_new(true)
+            .write(true)
+            .mode(0o644)
+            .open(&path)
+            .ctx("create", &path)?;
+        Ok(BlobWriter {
+            store: self,
+            path,
+            inner: Some(HashingWriter::new(BufWriter::with_capacity(1 << 20, file))),
+        })
+    }
+
+    /// Streams `reader` into a new blob. With `expected` the content must have that digest and
+    /// size (checked while streaming for the size, at the end for the digest); when that blob is
+    /// already present the reader is not consumed. This is the ingest path for anything from
+    /// outside (load, pull).
+    pub fn put_blob(
+        &self,
+        mut reader: impl Read,
+        expected: Option<(&Digest, u64)>,
+    ) -> Result<BlobInfo> {
+        if let Some((d, size)) = expected {
+            let present = self.protected(&[d], || {
+                Ok(fs::metadata(self.blob_path(d)).is_ok_and(|m| m.len() == size))
+            })?;
+            if present {
+                return Ok(BlobInfo {
+                    digest: d.clone(),
+                    size,
+                });
+            }
+        }
+        let mut w = self.blob_writer()?;
+        let mut buf = vec![0u8; 1 << 20];
+        let mut total = 0u64;
+        loop {
+            let n = match reader.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    let name =
+                        expected.map_or_else(|| "stream".to_string(), |(d, _)| d.to_string());
+                    return Err(StoreError::io("read", name, e));
+                }
+            };
+            total += n as u64;
+            if let Some((d, size)) = expected
+                && total > size
+            {
+                return Err(StoreError::SizeMismatch {
+                    name: d.to_string(),
+                    expected: size,
+                    actual: total,
+                });
+            }
+            let chunk = buf.get(..n).unwrap_or_default();
+            w.write_all(chunk)
+                .map_err(|e| StoreError::io("write", &w.path, e))?;
+        }
+        w.commit(expected)
+    }
+
+    /// Stores a small in-memory blob (a manifest or config).
+    pub fn put_blob_bytes(&self, bytes: &[u8]) -> Result<BlobInfo> {
+        let digest = Digest::of(bytes);
+        self.put_blob(bytes, Some((&digest, bytes.len() as u64)))
+    }
+
+    /// Publishes a finished temp file (already fsynced) as blob `digest`, protected by the lease.
+    /// The caller guarantees the content hashes to `digest`.
+    pub(crate) fn publish_temp(&self, tmp: &std::path::Path, digest: &Digest) -> Result<()> {
+        let dest = self.blob_path(digest);
+        self.protected(&[digest], || {
+            fs::rename(tmp, &dest).ctx("rename", &dest)?;
+            sync_parent(&dest)
+        })
+    }
+
+    /// Opens a blob for reading; the reader fails at end of stream if the content does not match
+    /// the digest.
+    pub fn open_blob(&self, digest: &Digest) -> Result<VerifiedReader> {
+        let path = self.blob_path(digest);
+        let file = File::open(&path).map_err(|e| {
+            if e.kind() == io::ErrorKind::NotFound {
+                StoreError::BlobNotFound {
+                    digest: digest.clone(),
+                }
+            } else {
+                StoreError::io("open", &path, e)
+            }
+        })?;
+        let size = file.metadata().ctx("stat", &path)?.len();
+        Ok(VerifiedReader {
+            inner: Some(crate::digest::HashingReader::new(
+                io::BufReader::with_capacity(1 << 20, file),
+            )),
+            expected: digest.clone(),
+            size,
+        })
+    }
+
+    /// Reads a whole (small) blob, verified.
+    pub fn read_blob(&self, digest: &Digest) -> Result<Vec<u8>> {
+        let mut r = self.open_blob(digest)?;
+        if r.size() > MAX_DOCUMENT_SIZE {
+            return Err(StoreError::Invalid {
+                what: digest.to_string(),
+                reason: format!("document larger than {MAX_DOCUMENT_SIZE} bytes"),
+            });
+        }
+        let mut out = Vec::with_capacity(r.size() as usize);
+        r.read_to_end(&mut out)
+            .map_err(|e| blob_read_error(digest, e))?;
+        Ok(out)
+    }
+
+    /// Re-hashes a blob; checks its size too when given.
+    pub fn verify_blob(&self, digest: &Digest, size: Option<u64>) -> Result<()> {
+        let mut r = self.open_blob(digest)?;
+        if let Some(s) = size
+            && s != r.size()
+        {
+            return Err(StoreError::SizeMismatch {
+                name: digest.to_string(),
+                expected: s,
+                actual: r.size(),
+            });
+        }
+        io::copy(&mut r, &mut io::sink()).map_err(|e| blob_read_error(digest, e))?;
+        Ok(())
+    }
+}
+
+/// Turns a verified-read failure into the right error.
+pub(crate) fn blob_read_error(digest: &Digest, e: io::Error) -> StoreError {
+    if e.kind() == io::ErrorKind::InvalidData {
+        StoreError::Invalid {
+            what: format!("blob {digest}"),
+            reason: e.to_string(),
+        }
+    } else {
+        StoreError::io("read", format!("blob {digest}"), e)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn store() -> (tempfile::TempDir, Store) {
+        let d = tempfile::tempdir().unwrap();
+        let s = Store::open(d.path()).unwrap();
+        (d, s)
+    }
+
+    #[test]
+    fn put_and_read_back() {
+        let (_d, s) = store();
+        let info = s.put_blob(&b"hello"[..], None).unwrap();
+        assert_eq!(info.digest, Digest::of(b"hello"));
+        assert_eq!(s.read_blob(&info.digest).unwrap(), b"hello");
+        s.verify_blob(&info.digest, Some(5)).unwrap();
+        // no temp files left
+        assert_eq!(fs::read_dir(s.tmp_dir()).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn mismatch_stores_nothing_and_names_blob() {
+        let (_d, s) = store();
+        let want = Digest::of(b"other");
+        let err = s.put_blob(&b"hello"[..], Some((&want, 5))).unwrap_err();
+        assert!(err.to_string().contains(want.as_str()), "{err}");
+        assert!(!s.has_blob(&want));
+        assert!(!s.has_blob(&Digest::of(b"hello")));
+        let err = s
+            .put_blob(&b"hello"[..], Some((&Digest::of(b"hello"), 4)))
+            .unwrap_err();
+        assert!(matches!(err, StoreError::SizeMismatch { .. }), "{err}");
+        assert_eq!(fs::read_dir(s.tmp_dir()).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn corrupt_blob_detected_on_read() {
+        let (_d, s) = store();
+        let info = s.put_blob_bytes(b"hello").unwrap();
+        fs::write(s.blob_path(&info.digest), b"jello").unwrap();
+        assert!(s.read_blob(&info.digest).is_err());
+        assert!(s.verify_blob(&info.digest, None).is_err());
+    }
+}

@@ -1,0 +1,209 @@
+//! Garbage collection: removes blobs and snapshots that no tag, cache record or live lease
+//! reaches, dead owners' temp files and stale leases.
+
+use std::collections::HashSet;
+use std::fs;
+use std::path::Path;
+
+use rustix::fs::FlockOperation;
+use serde::Serialize;
+
+use crate::digest::Digest;
+use crate::error::{IoContext, Result};
+use crate::oci::{Index, Manifest, from_json, is_index_media_type};
+use crate::store::{Store, lease_is_live, temp_owner};
+
+/// What `gc` removed.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct GcReport {
+    /// Always 1.
+    pub version: u32,
+    /// Blobs removed.
+    pub blobs_removed: u64,
+    /// Snapshots removed.
+    pub snapshots_removed: u64,
+    /// Temp files and directories of dead processes removed.
+    pub temp_removed: u64,
+    /// Cache records removed (`--prune-cache`).
+    pub cache_records_removed: u64,
+    /// Bytes freed (apparent sizes).
+    pub bytes_freed: u64,
+}
+
+/// Size of a file or a directory tree (apparent sizes).
+pub(crate) fn tree_size(p: &Path) -> u64 {
+    walkdir::WalkDir::new(p)
+        .into_iter()
+        .filter_map(std::result::Result::ok)
+        .filter_map(|e| e.metadata().ok())
+        .filter(|m| !m.is_dir())
+        .map(|m| m.len())
+        .sum()
+}
+
+/// The live-lease ids, removing stale lease files on the way. Returns (live ids, their digests).
+pub(crate) fn scan_leases(
+    store: &Store,
+    remove_stale: bool,
+) -> Result<(HashSet<String>, HashSet<String>)> {
+    let dir = store.root().join("leases");
+    let mut live = HashSet::new();
+    let mut digests = HashSet::new();
+    for e in fs::read_dir(&dir).ctx("read dir", &dir)? {
+        let e = e.ctx("read dir", &dir)?;
+        let path = e.path();
+        let name = e.file_name().to_string_lossy().into_owned();
+        if lease_is_live(&path) {
+            if let Ok(text) = fs::read_to_string(&path) {
+                digests.extend(text.lines().map(str::to_string));
+            }
+            live.insert(name);
+        } else if remove_stale {
+            let _ = fs::remove_file(&path);
+        }
+    }
+    Ok((live, digests))
+}
+
+/// Removes temp entries whose owner lease is not live. Returns (count, bytes).
+pub(crate) fn clean_temp(store: &Store, live: &HashSet<String>) -> Result<(u64, u64)> {
+    let dir = store.tmp_dir();
+    let (mut n, mut bytes) = (0, 0);
+    for e in fs::read_dir(&dir).ctx("read dir", &dir)? {
+        let e = e.ctx("read dir", &dir)?;
+        let name = e.file_name().to_string_lossy().into_owned();
+        if live.contains(temp_owner(&name)) {
+            continue;
+        }
+        let p = e.path();
+        bytes += tree_size(&p);
+        let r = if e.file_type().is_ok_and(|t| t.is_dir()) {
+            fs::remove_dir_all(&p)
+        } else {
+            fs::remove_file(&p)
+        };
+        if r.is_ok() {
+            n += 1;
+        }
+    }
+    Ok((n, bytes))
+}
+
+/// Reachability from the roots: returns (blob digests, snapshot diff_ids).
+pub(crate) fn reachable(
+    store: &Store,
+    index: &Index,
+    extra_roots: &HashSet<String>,
+) -> (HashSet<String>, HashSet<String>) {
+    let mut blobs: HashSet<String> = HashSet::new();
+    let mut snaps: HashSet<String> = HashSet::new();
+    let mut stack: Vec<(String, String)> = index
+        .manifests
+        .iter()
+        .map(|d| (d.digest.to_string(), d.media_type.clone()))
+        .collect();
+    for (_, rec) in store.cache_entries().unwrap_or_default() {
+        if let Some(l) = rec.layer {
+            blobs.insert(l.descriptor.digest.to_string());
+            snaps.insert(l.diff_id.to_string());
+        }
+    }
+    for d in extra_roots {
+        blobs.insert(d.clone());
+        snaps.insert(d.clone());
+    }
+    while let Some((digest, media_type)) = stack.pop() {
+        if !blobs.insert(digest.clone()) && !extra_roots.contains(&digest) {
+            continue;
+        }
+        let Ok(d) = Digest::parse(&digest) else {
+            continue;
+        };
+        let Ok(bytes) = fs::read(store.blob_path(&d)) else {
+            continue;
+        };
+        if is_index_media_type(&media_type) {
+            if let Ok(idx) = from_json::<Index>(&bytes, "index") {
+                stack.extend(
+                    idx.manifests
+                        .iter()
+                        .map(|m| (m.digest.to_string(), m.media_type.clone())),
+                );
+            }
+            continue;
+        }
+        let Ok(m) = from_json::<Manifest>(&bytes, "manifest") else {
+            continue;
+        };
+        blobs.insert(m.config.digest.to_string());
+        for l in &m.layers {
+            blobs.insert(l.digest.to_string());
+        }
+        if let Ok(cb) = fs::read(store.blob_path(&m.config.digest))
+            && let Ok(c) = from_json::<crate::oci::ImageConfig>(&cb, "config")
+        {
+            snaps.extend(c.rootfs.diff_ids.iter().map(ToString::to_string));
+        }
+    }
+    (blobs, snaps)
+}
+
+impl Store {
+    /// Collects garbage. Holds the gc lock exclusively while it decides and deletes, so no writer
+    /// or reader is between "recorded in its lease" and "made/read the content". With
+    /// `prune_cache` the build cache index is emptied first.
+    pub fn gc(&self, prune_cache: bool) -> Result<GcReport> {
+        let mut report = GcReport {
+            version: 1,
+            ..GcReport::default()
+        };
+        // our own lease must not be taken while we hold the gc lock exclusively (it is not needed)
+        let _g = self.lock_file("gc", FlockOperation::LockExclusive)?;
+        if prune_cache {
+            report.cache_records_removed = self.cache_clear()? as u64;
+        }
+        let index = self.read_index()?;
+        let (live, leased) = scan_leases(self, true)?;
+        let (blobs, snaps) = reachable(self, &index, &leased);
+        let trash = self.tmp_dir();
+        let mut doomed_snapshots = Vec::new();
+        let sdir = self.snapshots_dir();
+        for e in fs::read_dir(&sdir).ctx("read dir", &sdir)? {
+            let e = e.ctx("read dir", &sdir)?;
+            let name = e.file_name().to_string_lossy().into_owned();
+            if snaps.contains(&format!("sha256:{name}")) {
+                continue;
+            }
+            // rename out of the way first: the snapshot vanishes in one step
+            let t = trash.join(format!("gc-{name}.trash"));
+            if fs::rename(e.path(), &t).is_ok() {
+                doomed_snapshots.push(t);
+            }
+        }
+        let bdir = self.blobs_dir().join("sha256");
+        for e in fs::read_dir(&bdir).ctx("read dir", &bdir)? {
+            let e = e.ctx("read dir", &bdir)?;
+            let name = e.file_name().to_string_lossy().into_owned();
+            if blobs.contains(&format!("sha256:{name}")) {
+                continue;
+            }
+            let size = e.metadata().map_or(0, |m| m.len());
+            if fs::remove_file(e.path()).is_ok() {
+                report.blobs_removed += 1;
+                report.bytes_freed += size;
+            }
+        }
+        crate::store::sync_parent(&bdir.join("x"))?;
+        drop(_g);
+        for t in doomed_snapshots {
+            report.bytes_freed += tree_size(&t);
+            if fs::remove_dir_all(&t).is_ok() {
+                report.snapshots_removed += 1;
+            }
+        }
+        let (n, bytes) = clean_temp(self, &live)?;
+        report.temp_removed = n;
+        report.bytes_freed += bytes;
+        Ok(report)
+    }
+}
