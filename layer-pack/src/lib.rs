@@ -14,6 +14,8 @@
 //! Entry points: [`pack_dir`], [`pack_to_blob_dir`], [`pack_entries`], [`pack_entries_to_blob_dir`],
 //! [`unpack`], [`unpack_path`], [`diff_id_of`], [`digest_of`].
 
+pub mod cli;
+mod decode;
 mod entry;
 mod error;
 mod gzip;

@@ -1,12 +1,47 @@
-use clap::Parser;
+//! `layer-pack` CLI: `pack` a directory into an OCI layer, `unpack` a layer onto a directory.
+use std::io::Write;
+use std::process::ExitCode;
 
-/// `layer-pack` (not yet implemented)
+use clap::{Parser, Subcommand};
+use layer_pack::cli;
+
+/// Deterministic OCI layers: pack a directory, unpack a layer safely
 #[derive(Parser)]
 #[command(version, about)]
-struct Cli {}
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
 
-fn main() -> std::process::ExitCode {
-    let _cli = Cli::parse();
-    eprintln!("layer-pack: error: not implemented yet");
-    std::process::ExitCode::from(2)
+#[derive(Subcommand)]
+enum Cmd {
+    /// Pack DIR (or the `upper` of an ns-run result document on stdin) into a layer blob
+    Pack(cli::PackArgs),
+    /// Apply the layer BLOB (gzip, zstd or tar; `-` for stdin) onto DIR
+    Unpack(cli::UnpackArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let res = match cli.cmd {
+        Cmd::Pack(a) => cli::pack(&a).map(|d| serde_json::to_string(&d)),
+        Cmd::Unpack(a) => cli::unpack_cmd(&a).map(|r| serde_json::to_string(&r)),
+    };
+    match res {
+        Ok(Ok(json)) => {
+            let mut out = std::io::stdout().lock();
+            if writeln!(out, "{json}").is_err() {
+                return ExitCode::from(1);
+            }
+            ExitCode::SUCCESS
+        }
+        Ok(Err(e)) => {
+            eprintln!("layer-pack: error: {e}");
+            ExitCode::from(1)
+        }
+        Err(e) => {
+            eprintln!("layer-pack: error: {:#}", e.error);
+            ExitCode::from(e.code)
+        }
+    }
 }

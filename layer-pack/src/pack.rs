@@ -1,11 +1,20 @@
-//! The streaming pack pipeline.
+//! The streaming pack pipeline: a producer thread formats tar chunks; the calling thread hashes
+//! them (diff_id), compresses them and hashes the output (digest) while writing it.
 
-use std::io::Write;
-use std::path::Path;
+use std::fs::{self, File};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
 
-use crate::entry::Entry;
+use crossbeam_channel::bounded;
+use sha2::{Digest, Sha256};
+
+use crate::entry::{Entry, write_entries};
 use crate::error::PackError;
-use crate::options::{LayerDescriptor, PackOptions};
+use crate::gzip::ParallelGzip;
+use crate::hash::{HashWriter, fmt_digest};
+use crate::options::{Compression, LayerDescriptor, PackOptions};
+use crate::tarw::Chunker;
+use crate::walk::walk;
 
 /// Packs the tree at `dir` (its contents; `dir` itself is the layer root) into `out`.
 pub fn pack_dir<W: Write>(
@@ -13,8 +22,7 @@ pub fn pack_dir<W: Write>(
     opts: &PackOptions,
     out: W,
 ) -> Result<LayerDescriptor, PackError> {
-    let _ = (dir, opts, out);
-    Err(PackError::Options("not implemented yet".into()))
+    run(|c| walk(dir, opts, c), opts, out)
 }
 
 /// Packs `dir` into `blobs_sha256_dir/<hex of digest>`: streams into a temporary file in that
@@ -24,8 +32,7 @@ pub fn pack_to_blob_dir(
     opts: &PackOptions,
     blobs_sha256_dir: &Path,
 ) -> Result<LayerDescriptor, PackError> {
-    let _ = (dir, opts, blobs_sha256_dir);
-    Err(PackError::Options("not implemented yet".into()))
+    to_blob_dir(blobs_sha256_dir, |f| pack_dir(dir, opts, f))
 }
 
 /// Packs explicit entries (any order; sorted here, see [`Entry`]) into `out`.
@@ -34,8 +41,8 @@ pub fn pack_entries<W: Write>(
     opts: &PackOptions,
     out: W,
 ) -> Result<LayerDescriptor, PackError> {
-    let _ = (entries.into_iter(), opts, out);
-    Err(PackError::Options("not implemented yet".into()))
+    let entries: Vec<Entry> = entries.into_iter().collect();
+    run(move |c| write_entries(entries, opts, c), opts, out)
 }
 
 /// [`pack_entries`] into `blobs_sha256_dir/<hex of digest>` like [`pack_to_blob_dir`].
@@ -44,6 +51,170 @@ pub fn pack_entries_to_blob_dir(
     opts: &PackOptions,
     blobs_sha256_dir: &Path,
 ) -> Result<LayerDescriptor, PackError> {
-    let _ = (entries.into_iter(), opts, blobs_sha256_dir);
-    Err(PackError::Options("not implemented yet".into()))
+    to_blob_dir(blobs_sha256_dir, |f| pack_entries(entries, opts, f))
+}
+
+fn werr(path: &Path) -> impl FnOnce(io::Error) -> PackError + '_ {
+    move |source| PackError::Write {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+fn to_blob_dir(
+    blobs: &Path,
+    pack: impl FnOnce(&mut io::BufWriter<&File>) -> Result<LayerDescriptor, PackError>,
+) -> Result<LayerDescriptor, PackError> {
+    fs::create_dir_all(blobs).map_err(werr(blobs))?;
+    let tmp = tempfile::Builder::new()
+        .prefix(".layer-pack-")
+        .tempfile_in(blobs)
+        .map_err(werr(blobs))?;
+    let desc = {
+        let mut w = io::BufWriter::with_capacity(1024 * 1024, tmp.as_file());
+        let d = pack(&mut w)?;
+        w.flush().map_err(werr(tmp.path()))?;
+        d
+    };
+    tmp.as_file().sync_all().map_err(werr(tmp.path()))?;
+    let hex = desc.digest.strip_prefix("sha256:").unwrap_or(&desc.digest);
+    let dest: PathBuf = blobs.join(hex);
+    if dest.exists() {
+        return Ok(desc);
+    }
+    tmp.persist(&dest).map_err(|e| PackError::Write {
+        path: dest.clone(),
+        source: e.error,
+    })?;
+    if let Ok(d) = File::open(blobs) {
+        let _ = d.sync_all();
+    }
+    Ok(desc)
+}
+
+/// The compressing sink on the calling thread.
+enum Sink<W: Write> {
+    None(HashWriter<W>),
+    Gzip(ParallelGzip<HashWriter<W>>),
+    Zstd(zstd::stream::write::Encoder<'static, HashWriter<W>>),
+}
+
+fn threads(opts: &PackOptions) -> usize {
+    opts.threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, std::num::NonZero::get))
+        .max(1)
+}
+
+impl<W: Write> Sink<W> {
+    fn new(opts: &PackOptions, out: W) -> Result<Self, PackError> {
+        let out = if opts.compression == Compression::None {
+            HashWriter::counting(out)
+        } else {
+            HashWriter::new(out)
+        };
+        let werr = |source| PackError::Write {
+            path: "<output>".into(),
+            source,
+        };
+        Ok(match opts.compression {
+            Compression::None => Sink::None(out),
+            Compression::Gzip => {
+                let level = opts.level.unwrap_or(6);
+                if !(0..=9).contains(&level) {
+                    return Err(PackError::Options(format!(
+                        "gzip level {level} is not in 0..=9"
+                    )));
+                }
+                Sink::Gzip(ParallelGzip::new(out, level as u32, threads(opts)).map_err(werr)?)
+            }
+            Compression::Zstd => {
+                let level = opts.level.unwrap_or(3);
+                if !(1..=19).contains(&level) {
+                    return Err(PackError::Options(format!(
+                        "zstd level {level} is not in 1..=19"
+                    )));
+                }
+                let mut e = zstd::stream::write::Encoder::new(out, level).map_err(werr)?;
+                // Always at least one worker: zstd's output is then the same for any worker count.
+                e.multithread(threads(opts) as u32).map_err(werr)?;
+                e.include_checksum(false).map_err(werr)?;
+                Sink::Zstd(e)
+            }
+        })
+    }
+
+    fn write_all(&mut self, data: &[u8]) -> io::Result<()> {
+        match self {
+            Sink::None(w) => w.write_all(data),
+            Sink::Gzip(g) => g.write_all(data),
+            Sink::Zstd(z) => z.write_all(data),
+        }
+    }
+
+    fn finish(self) -> io::Result<HashWriter<W>> {
+        let mut w = match self {
+            Sink::None(w) => w,
+            Sink::Gzip(g) => g.finish()?,
+            Sink::Zstd(z) => z.finish()?,
+        };
+        w.flush()?;
+        Ok(w)
+    }
+}
+
+fn run<W: Write>(
+    produce: impl FnOnce(&mut Chunker) -> Result<(), PackError> + Send,
+    opts: &PackOptions,
+    out: W,
+) -> Result<LayerDescriptor, PackError> {
+    let mut sink = Sink::new(opts, out)?;
+    let (tx, rx) = bounded::<Vec<u8>>(4);
+    let (free_tx, free_rx) = bounded::<Vec<u8>>(4);
+    std::thread::scope(|s| {
+        let producer = s.spawn(move || {
+            let mut c = Chunker::new(tx, free_rx);
+            produce(&mut c)?;
+            c.finish()
+        });
+        let consumed = (|| {
+            let mut diff = Sha256::new();
+            for chunk in &rx {
+                diff.update(&chunk);
+                sink.write_all(&chunk)?;
+                let _ = free_tx.try_send(chunk);
+            }
+            Ok::<_, io::Error>(diff)
+        })();
+        drop(rx);
+        let produced = producer
+            .join()
+            .unwrap_or_else(|_| Err(PackError::Options("tar producer panicked".into())));
+        let werr = |source| PackError::Write {
+            path: "<output>".into(),
+            source,
+        };
+        match (produced, consumed) {
+            (Err(e), Ok(_)) => Err(e),
+            (Err(e), Err(_)) if !matches!(&e, PackError::Write { source, .. } if source.kind() == io::ErrorKind::BrokenPipe) => {
+                Err(e)
+            }
+            (_, Err(e)) => Err(werr(e)),
+            (Ok(()), Ok(diff)) => {
+                let w = sink.finish().map_err(werr)?;
+                let diff_id = fmt_digest(diff);
+                let digest = if opts.compression == Compression::None {
+                    diff_id.clone()
+                } else {
+                    fmt_digest(w.hasher)
+                };
+                Ok(LayerDescriptor {
+                    version: 1,
+                    media_type: opts.compression.media_type().to_string(),
+                    digest,
+                    diff_id,
+                    size: w.count,
+                })
+            }
+        }
+    })
 }

@@ -1,0 +1,279 @@
+//! The command-line front end, kept in the library so it is tested like the rest.
+//! `main.rs` only parses arguments and prints.
+
+use std::fs::File;
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use clap::{Args, ValueEnum};
+
+use crate::error::{PackError, UnpackError};
+use crate::options::{Compression, IdMap, IdRange, LayerDescriptor, PackOptions};
+use crate::unpack::{UnpackFormat, UnpackOptions, UnpackReport, unpack, unpack_path};
+
+/// A CLI failure: the error and the exit code (2 input/usage, 1 work failed).
+#[derive(Debug)]
+pub struct CliError {
+    /// What failed.
+    pub error: anyhow::Error,
+    /// Process exit code.
+    pub code: u8,
+}
+
+fn usage(e: anyhow::Error) -> CliError {
+    CliError { error: e, code: 2 }
+}
+
+fn failed(e: anyhow::Error) -> CliError {
+    CliError { error: e, code: 1 }
+}
+
+/// `--compression` values.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum CompressionArg {
+    /// gzip (parallel deflate)
+    Gzip,
+    /// zstd (multithreaded)
+    Zstd,
+    /// plain tar
+    None,
+}
+
+/// `--format` values.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum FormatArg {
+    /// whiteouts delete (flatten into a rootfs)
+    Plain,
+    /// whiteouts become overlayfs whiteouts (overlay lower dir)
+    Overlay,
+}
+
+/// Arguments of `layer-pack pack`.
+#[derive(Debug, Args)]
+pub struct PackArgs {
+    /// Directory to pack; without it, an ns-run result document on stdin names it (`upper`)
+    pub dir: Option<PathBuf>,
+    /// DIR is an overlayfs upper dir: convert its whiteouts to OCI whiteouts
+    #[arg(long)]
+    pub overlay_upper: bool,
+    /// The upper dir uses `user.overlay.*` xattrs (overlay mounted with userxattr)
+    #[arg(long, requires = "overlay_upper")]
+    pub userxattr: bool,
+    /// Layer compression
+    #[arg(long, value_enum, default_value = "gzip")]
+    pub compression: CompressionArg,
+    /// Compression level (gzip 0-9, default 6; zstd 1-19, default 3)
+    #[arg(long)]
+    pub level: Option<i32>,
+    /// Clamp mtimes to this time (seconds since the epoch; default: $SOURCE_DATE_EPOCH when set)
+    #[arg(long)]
+    pub source_date_epoch: Option<i64>,
+    /// Map host uids to container uids: CONTAINER:HOST:LEN (repeatable)
+    #[arg(long, value_name = "C:H:L")]
+    pub uid_map: Vec<String>,
+    /// Map host gids to container gids: CONTAINER:HOST:LEN (repeatable)
+    #[arg(long, value_name = "C:H:L")]
+    pub gid_map: Vec<String>,
+    /// Compression threads (default: all cores; the output does not depend on it)
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Write the blob to FILE
+    #[arg(short = 'o', long, conflicts_with = "store")]
+    pub output: Option<PathBuf>,
+    /// Write the blob into the store's blobs/sha256/ (DIR, else $PELAGOS_STORE, else the default store)
+    #[arg(long, value_name = "DIR", num_args = 0..=1, default_missing_value = "")]
+    pub store: Option<PathBuf>,
+}
+
+/// Arguments of `layer-pack unpack`.
+#[derive(Debug, Args)]
+pub struct UnpackArgs {
+    /// The layer blob (`-` for stdin)
+    pub blob: PathBuf,
+    /// Target directory (created when missing)
+    pub dir: PathBuf,
+    /// Whiteout handling
+    #[arg(long, value_enum, default_value = "plain")]
+    pub format: FormatArg,
+    /// With --format overlay: write `user.overlay.*` xattrs (default: when not root)
+    #[arg(long)]
+    pub userxattr: bool,
+    /// Fail, leaving DIR as it was, unless the tar's sha256 is this
+    #[arg(long)]
+    pub expect_diff_id: Option<String>,
+    /// Fail, leaving DIR as it was, unless the blob's sha256 is this
+    #[arg(long)]
+    pub expect_digest: Option<String>,
+}
+
+fn parse_ranges(specs: &[String]) -> anyhow::Result<Vec<IdRange>> {
+    specs
+        .iter()
+        .map(|s| {
+            let parts: Vec<&str> = s.split(':').collect();
+            let [c, h, l] = parts.as_slice() else {
+                anyhow::bail!("id map {s:?} is not CONTAINER:HOST:LEN");
+            };
+            let num = |x: &str| {
+                x.parse::<u32>()
+                    .with_context(|| format!("id map {s:?}: bad number {x:?}"))
+            };
+            Ok(IdRange {
+                container: num(c)?,
+                host: num(h)?,
+                len: num(l)?,
+            })
+        })
+        .collect()
+}
+
+/// The store root of `--store [DIR]`: DIR, else `$PELAGOS_STORE`, else `/var/lib/pelagos` for
+/// root, else `$XDG_DATA_HOME/pelagos` or `~/.local/share/pelagos`.
+pub fn store_root(arg: &Path) -> anyhow::Result<PathBuf> {
+    if !arg.as_os_str().is_empty() {
+        return Ok(arg.to_path_buf());
+    }
+    if let Some(s) = std::env::var_os("PELAGOS_STORE").filter(|s| !s.is_empty()) {
+        return Ok(PathBuf::from(s));
+    }
+    if rustix::process::geteuid().is_root() {
+        return Ok(PathBuf::from("/var/lib/pelagos"));
+    }
+    if let Some(x) = std::env::var_os("XDG_DATA_HOME").filter(|s| !s.is_empty()) {
+        return Ok(PathBuf::from(x).join("pelagos"));
+    }
+    let home = std::env::var_os("HOME").context("no store: set --store, PELAGOS_STORE or HOME")?;
+    Ok(PathBuf::from(home).join(".local/share/pelagos"))
+}
+
+fn pack_code(e: &PackError) -> u8 {
+    match e {
+        PackError::Write { .. } | PackError::Changed { .. } => 1,
+        PackError::Read { .. }
+        | PackError::ReservedName { .. }
+        | PackError::InvalidPath { .. }
+        | PackError::Duplicate { .. }
+        | PackError::BadHardlink { .. }
+        | PackError::UnmappedId { .. }
+        | PackError::Options(_) => 2,
+    }
+}
+
+/// Runs `pack`.
+pub fn pack(a: &PackArgs) -> Result<LayerDescriptor, CliError> {
+    let dir = match &a.dir {
+        Some(d) => d.clone(),
+        None => {
+            let mut doc = String::new();
+            io::stdin()
+                .read_to_string(&mut doc)
+                .context("reading stdin")
+                .map_err(usage)?;
+            let v: serde_json::Value = serde_json::from_str(&doc)
+                .context("stdin is not an ns-run result document")
+                .map_err(usage)?;
+            let upper = v.get("upper").and_then(|u| u.as_str());
+            PathBuf::from(
+                upper
+                    .context("no DIR given and no \"upper\" in the document on stdin")
+                    .map_err(usage)?,
+            )
+        }
+    };
+    let uids = parse_ranges(&a.uid_map).map_err(usage)?;
+    let gids = parse_ranges(&a.gid_map).map_err(usage)?;
+    let opts = PackOptions {
+        compression: match a.compression {
+            CompressionArg::Gzip => Compression::Gzip,
+            CompressionArg::Zstd => Compression::Zstd,
+            CompressionArg::None => Compression::None,
+        },
+        level: a.level,
+        overlay_upper: a.overlay_upper,
+        userxattr: a.userxattr,
+        source_date_epoch: match a.source_date_epoch {
+            Some(s) => Some(s),
+            None => match std::env::var("SOURCE_DATE_EPOCH") {
+                Ok(v) if !v.is_empty() => Some(
+                    v.parse::<i64>()
+                        .with_context(|| format!("SOURCE_DATE_EPOCH {v:?} is not a number"))
+                        .map_err(usage)?,
+                ),
+                _ => None,
+            },
+        },
+        id_map: (!uids.is_empty() || !gids.is_empty()).then_some(IdMap { uids, gids }),
+        threads: a.threads,
+    };
+    let wrap = |e: PackError| CliError {
+        code: pack_code(&e),
+        error: e.into(),
+    };
+    if let Some(out) = &a.output {
+        let tmp_dir = out
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        let tmp = tempfile::Builder::new()
+            .prefix(".layer-pack-")
+            .tempfile_in(tmp_dir)
+            .with_context(|| format!("cannot create a file in {}", tmp_dir.display()))
+            .map_err(failed)?;
+        let d = crate::pack_dir(
+            &dir,
+            &opts,
+            io::BufWriter::with_capacity(1 << 20, tmp.as_file()),
+        )
+        .map_err(wrap)?;
+        tmp.persist(out)
+            .with_context(|| format!("cannot write {}", out.display()))
+            .map_err(failed)?;
+        Ok(d)
+    } else if let Some(s) = &a.store {
+        let root = store_root(s).map_err(usage)?;
+        crate::pack_to_blob_dir(&dir, &opts, &root.join("blobs/sha256")).map_err(wrap)
+    } else {
+        Err(usage(anyhow::anyhow!(
+            "give -o FILE or --store [DIR] for the blob"
+        )))
+    }
+}
+
+fn unpack_code(e: &UnpackError) -> u8 {
+    match e {
+        UnpackError::Refused { .. }
+        | UnpackError::Malformed { .. }
+        | UnpackError::NeedsEmptyDir(_) => 2,
+        _ => 1,
+    }
+}
+
+/// Runs `unpack`; devices and owners are applied when running as root.
+pub fn unpack_cmd(a: &UnpackArgs) -> Result<UnpackReport, CliError> {
+    let root = rustix::process::geteuid().is_root();
+    let opts = UnpackOptions {
+        format: match a.format {
+            FormatArg::Plain => UnpackFormat::Plain,
+            FormatArg::Overlay => UnpackFormat::Overlay {
+                userxattr: a.userxattr || !root,
+            },
+        },
+        expect_diff_id: a.expect_diff_id.clone(),
+        expect_digest: a.expect_digest.clone(),
+        allow_devices: root,
+        preserve_owners: root,
+    };
+    let wrap = |e: UnpackError| CliError {
+        code: unpack_code(&e),
+        error: e.into(),
+    };
+    if a.blob.as_os_str() == "-" {
+        unpack(io::stdin().lock(), &a.dir, &opts).map_err(wrap)
+    } else {
+        File::open(&a.blob)
+            .with_context(|| format!("cannot open {}", a.blob.display()))
+            .map_err(usage)?;
+        unpack_path(&a.blob, &a.dir, &opts).map_err(wrap)
+    }
+}
