@@ -19,10 +19,13 @@
 
 mod blobs;
 mod cache;
+mod changes;
 mod digest;
 mod error;
+mod fsck;
 mod gc;
 mod images;
+mod import;
 mod oci;
 mod reference;
 mod snapshots;
@@ -30,10 +33,13 @@ mod store;
 
 pub use blobs::{BlobInfo, BlobWriter, MAX_DOCUMENT_SIZE, VerifiedReader};
 pub use cache::{CacheRecord, CachedLayer};
+pub use changes::apply_change;
 pub use digest::{Digest, HashingReader, HashingWriter};
 pub use error::{Result, StoreError};
+pub use fsck::{FsckReport, Problem};
 pub use gc::GcReport;
 pub use images::{ImageRecord, TagEntry, WrittenImage};
+pub use import::{ImportOptions, LayerDoc, created_now};
 pub use oci::{
     ANNOTATION_CONTAINERD_NAME, ANNOTATION_REF_NAME, ContainerConfig, Descriptor, History,
     ImageConfig, Index, MEDIA_TYPE_CONFIG, MEDIA_TYPE_DOCKER_CONFIG, MEDIA_TYPE_DOCKER_LAYER_GZIP,
