@@ -12,3 +12,5 @@ pub mod ignore;
 pub mod perms;
 pub mod tree;
 pub mod copy;
+pub mod checksum;
+pub mod archive;

@@ -1,0 +1,335 @@
+//! ADD of local archives: detection by content (gzip, bzip2, xz, zstd or plain tar, as Docker:
+//! a file is an archive when its decompressed start is a valid tar header), and safe extraction
+//! into layer entries (paths cleaned so nothing lands outside the destination, whiteout names
+//! and special files handled).
+
+use std::io::{BufReader, Read};
+use std::path::{Path, PathBuf};
+
+use layer_pack::{Entry, EntrySource};
+
+use crate::ignore::clean;
+
+/// Errors reading or extracting an archive.
+#[derive(Debug, thiserror::Error)]
+pub enum ArchiveError {
+    /// I/O on the archive or the staging dir.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The tar stream is broken.
+    #[error("{path}: malformed archive: {reason}")]
+    Malformed {
+        /// The archive.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// Compression of an archive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Codec {
+    /// Plain tar.
+    None,
+    /// gzip.
+    Gzip,
+    /// bzip2.
+    Bzip2,
+    /// xz.
+    Xz,
+    /// zstd.
+    Zstd,
+}
+
+/// The codec announced by the first bytes.
+pub fn codec_of(head: &[u8]) -> Codec {
+    if head.starts_with(&[0x1f, 0x8b]) {
+        Codec::Gzip
+    } else if head.starts_with(b"BZh") {
+        Codec::Bzip2
+    } else if head.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0]) {
+        Codec::Xz
+    } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+        Codec::Zstd
+    } else {
+        Codec::None
+    }
+}
+
+/// Whether `block` is a valid tar header (checksum over the header with the checksum field as
+/// spaces, as Go's archive/tar checks).
+pub fn is_tar_header(block: &[u8]) -> bool {
+    let Some(b) = block.get(..512) else { return false };
+    if b.iter().all(|x| *x == 0) {
+        return false;
+    }
+    let field = &b[148..156];
+    let text: String = field.iter().take_while(|c| **c != 0).map(|c| *c as char).collect();
+    let Ok(want) = u32::from_str_radix(text.trim(), 8) else { return false };
+    let sum: u32 = b.iter().enumerate().map(|(i, c)| if (148..156).contains(&i) { 32 } else { u32::from(*c) }).sum();
+    sum == want
+}
+
+/// A decompressing reader for `codec`.
+pub fn decoder<'a, R: Read + 'a>(codec: Codec, r: R) -> std::io::Result<Box<dyn Read + 'a>> {
+    Ok(match codec {
+        Codec::None => Box::new(r),
+        Codec::Gzip => Box::new(flate2::read::MultiGzDecoder::new(r)),
+        Codec::Bzip2 => Box::new(bzip2::read::MultiBzDecoder::new(r)),
+        Codec::Zstd => Box::new(zstd::stream::read::Decoder::new(r)?),
+        Codec::Xz => Box::new(XzReader::new(r)),
+    })
+}
+
+/// lzma-rs decodes xz into a writer; run it on a thread and read through a pipe, so memory stays
+/// bounded.
+struct XzReader {
+    rx: crossbeam_channel::Receiver<std::io::Result<Vec<u8>>>,
+    buf: Vec<u8>,
+    pos: usize,
+}
+
+struct ChanWriter(crossbeam_channel::Sender<std::io::Result<Vec<u8>>>);
+
+impl std::io::Write for ChanWriter {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.0.send(Ok(b.to_vec())).map_err(|_| std::io::Error::from(std::io::ErrorKind::BrokenPipe))?;
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl XzReader {
+    fn new<R: Read>(r: R) -> XzReader {
+        // lzma-rs needs a 'static BufRead: read the compressed input fully first (ADD archives are
+        // files on disk; the compressed size is what is held)
+        let mut data = Vec::new();
+        let mut r = r;
+        let res = r.read_to_end(&mut data);
+        let (tx, rx) = crossbeam_channel::bounded(16);
+        std::thread::spawn(move || {
+            if let Err(e) = res {
+                let _ = tx.send(Err(e));
+                return;
+            }
+            let mut w = ChanWriter(tx.clone());
+            if let Err(e) = lzma_rs::xz_decompress(&mut std::io::Cursor::new(data), &mut w) {
+                let _ = tx.send(Err(std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string())));
+            }
+        });
+        XzReader { rx, buf: Vec::new(), pos: 0 }
+    }
+}
+
+impl Read for XzReader {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        while self.pos >= self.buf.len() {
+            match self.rx.recv() {
+                Ok(Ok(b)) => {
+                    self.buf = b;
+                    self.pos = 0;
+                }
+                Ok(Err(e)) => return Err(e),
+                Err(_) => return Ok(0),
+            }
+        }
+        let n = out.len().min(self.buf.len() - self.pos);
+        out[..n].copy_from_slice(&self.buf[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
+}
+
+/// Whether the file at `path` is an archive ADD extracts, and its codec.
+pub fn detect(path: &Path) -> Result<Option<Codec>, ArchiveError> {
+    let io = |source| ArchiveError::Io { path: path.to_path_buf(), source };
+    let mut f = std::fs::File::open(path).map_err(io)?;
+    let mut head = [0u8; 6];
+    let n = read_full(&mut f, &mut head).map_err(io)?;
+    let codec = codec_of(&head[..n]);
+    let f = std::fs::File::open(path).map_err(io)?;
+    let Ok(mut d) = decoder(codec, BufReader::new(f)) else { return Ok(None) };
+    let mut block = vec![0u8; 512];
+    match read_full(&mut d, &mut block) {
+        Ok(512) if is_tar_header(&block) => Ok(Some(codec)),
+        _ => Ok(None),
+    }
+}
+
+fn read_full(r: &mut dyn Read, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match r.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
+}
+
+/// Files up to this size are held in memory; bigger ones are staged in the staging dir.
+const INLINE_MAX: u64 = 256 * 1024;
+
+/// Extracts the archive at `path` as entries below `into` (a layer path, `""` for the root).
+/// Regular file contents go to `staging` (a private temp dir the caller removes after packing)
+/// or inline. Owners, modes and mtimes come from the archive unless `chown` is given.
+pub fn extract(path: &Path, codec: Codec, into: &str, staging: &Path, chown: Option<(u32, u32)>) -> Result<Vec<Entry>, ArchiveError> {
+    let io = |source| ArchiveError::Io { path: path.to_path_buf(), source };
+    let bad = |reason: String| ArchiveError::Malformed { path: path.to_path_buf(), reason };
+    let f = std::fs::File::open(path).map_err(io)?;
+    let mut ar = tar::Archive::new(decoder(codec, BufReader::new(f)).map_err(io)?);
+    let mut out: Vec<Entry> = Vec::new();
+    let mut n = 0u64;
+    let place = |name: &str| -> Option<String> {
+        let c = clean(&format!("/{name}"));
+        let rel = c.trim_start_matches('/');
+        if rel.is_empty() {
+            return None;
+        }
+        Some(if into.is_empty() { rel.to_string() } else { format!("{into}/{rel}") })
+    };
+    for e in ar.entries().map_err(io)? {
+        let mut e = e.map_err(|err| bad(err.to_string()))?;
+        let name = e.path().map_err(|err| bad(err.to_string()))?.to_string_lossy().into_owned();
+        let base = name.trim_end_matches('/').rsplit('/').next().unwrap_or("");
+        if base.starts_with(".wh.") {
+            continue;
+        }
+        let h = e.header().clone();
+        let Some(dest) = place(&name) else { continue };
+        let mode = h.mode().unwrap_or(0o644) & 0o7777;
+        // empty numeric fields read as 0, as Go's archive/tar does
+        let (uid, gid) = chown.unwrap_or((h.uid().unwrap_or(0) as u32, h.gid().unwrap_or(0) as u32));
+        let mtime = h.mtime().unwrap_or(0) as i64;
+        let et = h.entry_type();
+        let source = if et.is_dir() {
+            EntrySource::Dir
+        } else if et.is_symlink() {
+            let t = e.link_name().map_err(|err| bad(err.to_string()))?.ok_or_else(|| bad(format!("{name}: symlink without target")))?;
+            EntrySource::Symlink(t.into_owned().into_os_string())
+        } else if et.is_hard_link() {
+            let t = e.link_name().map_err(|err| bad(err.to_string()))?.ok_or_else(|| bad(format!("{name}: link without target")))?;
+            let Some(t) = place(&t.to_string_lossy()) else { continue };
+            EntrySource::Hardlink(t)
+        } else if et.is_character_special() || et.is_block_special() {
+            let major = h.device_major().ok().flatten().unwrap_or(0);
+            let minor = h.device_minor().ok().flatten().unwrap_or(0);
+            if et.is_character_special() { EntrySource::CharDevice { major, minor } } else { EntrySource::BlockDevice { major, minor } }
+        } else if et.is_fifo() {
+            EntrySource::Fifo
+        } else if et.is_file() || et == tar::EntryType::Continuous {
+            if e.size() <= INLINE_MAX {
+                let mut v = Vec::with_capacity(e.size() as usize);
+                e.read_to_end(&mut v).map_err(|err| bad(err.to_string()))?;
+                EntrySource::Bytes(v)
+            } else {
+                n += 1;
+                let p = staging.join(format!("f{n}"));
+                let mut w = std::fs::File::create(&p).map_err(|source| ArchiveError::Io { path: p.clone(), source })?;
+                std::io::copy(&mut e, &mut w).map_err(|err| bad(err.to_string()))?;
+                EntrySource::File(p)
+            }
+        } else {
+            continue;
+        };
+        // a later entry of the same path replaces the earlier one, as tar -x does
+        out.retain(|x| x.path_in_layer != dest);
+        out.push(Entry { path_in_layer: dest, source, mode, uid, gid, mtime, xattrs: Vec::new() });
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn tar_bytes() -> Vec<u8> {
+        let mut b = tar::Builder::new(Vec::new());
+        let mut h = tar::Header::new_ustar();
+        h.set_entry_type(tar::EntryType::Directory);
+        h.set_mode(0o750);
+        h.set_uid(5);
+        h.set_gid(6);
+        h.set_mtime(100);
+        h.set_size(0);
+        b.append_data(&mut h, "d/", &[][..]).unwrap();
+        let mut h = tar::Header::new_ustar();
+        h.set_mode(0o640);
+        h.set_size(5);
+        h.set_mtime(200);
+        b.append_data(&mut h, "d/f.txt", &b"hello"[..]).unwrap();
+        let mut h = tar::Header::new_ustar();
+        h.set_entry_type(tar::EntryType::Symlink);
+        h.set_size(0);
+        b.append_link(&mut h, "d/l", "f.txt").unwrap();
+        // an entry trying to escape
+        let mut raw = tar::Header::new_old();
+        raw.as_old_mut().name[..9].copy_from_slice(b"../../esc");
+        raw.set_size(1);
+        raw.set_mode(0o644);
+        raw.set_cksum();
+        b.append(&raw, &b"e"[..]).unwrap();
+        b.into_inner().unwrap()
+    }
+
+    fn compress(codec: &str, data: &[u8]) -> Vec<u8> {
+        match codec {
+            "gzip" => {
+                let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+                e.write_all(data).unwrap();
+                e.finish().unwrap()
+            }
+            "bzip2" => {
+                let mut e = bzip2::write::BzEncoder::new(Vec::new(), bzip2::Compression::fast());
+                e.write_all(data).unwrap();
+                e.finish().unwrap()
+            }
+            "zstd" => zstd::encode_all(data, 1).unwrap(),
+            "xz" => {
+                let mut out = Vec::new();
+                lzma_rs::xz_compress(&mut std::io::Cursor::new(data), &mut out).unwrap();
+                out
+            }
+            _ => data.to_vec(),
+        }
+    }
+
+    #[test]
+    fn detects_every_codec_and_extracts_safely() {
+        let d = tempfile::tempdir().unwrap();
+        let t = tar_bytes();
+        for (codec, want) in [("none", Codec::None), ("gzip", Codec::Gzip), ("bzip2", Codec::Bzip2), ("xz", Codec::Xz), ("zstd", Codec::Zstd)] {
+            let p = d.path().join(format!("a.{codec}"));
+            std::fs::write(&p, compress(codec, &t)).unwrap();
+            assert_eq!(detect(&p).unwrap(), Some(want), "{codec}");
+            let es = extract(&p, want, "opt/x", d.path(), None).unwrap();
+            let paths: Vec<&str> = es.iter().map(|e| e.path_in_layer.as_str()).collect();
+            assert_eq!(paths, ["opt/x/d", "opt/x/d/f.txt", "opt/x/d/l", "opt/x/esc"], "{codec}");
+            assert_eq!((es[0].mode, es[0].uid, es[0].gid, es[0].mtime), (0o750, 5, 6, 100));
+            assert_eq!(es[1].source, EntrySource::Bytes(b"hello".to_vec()));
+            assert_eq!(es[2].source, EntrySource::Symlink("f.txt".into()));
+        }
+        let es = extract(&d.path().join("a.gzip"), Codec::Gzip, "", d.path(), Some((9, 9))).unwrap();
+        assert!(es.iter().all(|e| e.uid == 9 && e.gid == 9));
+    }
+
+    #[test]
+    fn non_archives_are_not_extracted() {
+        let d = tempfile::tempdir().unwrap();
+        for (name, data) in [("text", b"just some text\n".repeat(100)), ("gz-text", compress("gzip", &b"plain text, not tar\n".repeat(50))), ("short", b"x".to_vec())] {
+            let p = d.path().join(name);
+            std::fs::write(&p, data).unwrap();
+            assert_eq!(detect(&p).unwrap(), None, "{name}");
+        }
+    }
+}
