@@ -26,51 +26,59 @@
 //! read-only `/sys`, `/etc/resolv.conf` and `/etc/hosts` bound from outside; capabilities
 //! reduced to Docker's default set and a Docker-like seccomp profile; then the command runs as
 //! the requested user, and [`run`] returns its exit status and the upper dir.
+mod caps;
 mod error;
+mod exec;
+mod init;
+mod layers;
+mod net;
+mod parent;
+mod rootfs;
+mod seccomp;
 mod spec;
+mod user;
+mod workdir;
 
 use std::path::{Path, PathBuf};
 
 pub use error::RunError;
 pub use spec::{IdMapping, MountSpec, Network, Output, OverlayDriver, RunResult, RunSpec};
 
-/// Runs `spec` and waits for the command. See the crate docs.
+/// Runs `spec` and waits for the command. Safe to call from several threads at once.
+/// The command exiting non-zero is not an error: see [`RunResult::exit_code`].
 pub fn run(spec: &RunSpec) -> Result<RunResult, RunError> {
-    let _ = spec;
-    Err(RunError::Init("not implemented yet".into()))
+    parent::run(spec)
 }
 
 /// If this process was started as a container init by [`run`], runs the container and exits
 /// (never returns). Otherwise returns immediately. Call it first thing in `main`.
-pub fn init_if_requested() {}
+pub fn init_if_requested() {
+    if std::env::var_os(init::INIT_ENV).is_some() {
+        init::main();
+    }
+}
 
 /// The default work root: `$PELAGOS_STORE/tmp`, else `/var/lib/pelagos/tmp` as root, else
 /// `$XDG_DATA_HOME/pelagos/tmp` (or `~/.local/share/pelagos/tmp`).
 pub fn default_work_root() -> PathBuf {
-    PathBuf::from("/var/lib/pelagos/tmp")
+    parent::default_work_root()
 }
 
-/// Removes run dirs under `work_root` left behind by runs that were killed (their lock is not
-/// held). Completed runs' upper dirs (no lock file) are the caller's and are kept. Returns the
-/// number of run dirs removed.
+/// Removes run dirs under `work_root` left behind by runs that were killed (their lock file
+/// is not locked). Completed runs' upper dirs (no lock file) are the caller's and are kept.
+/// [`run`] calls it on its work root first. Returns the number of run dirs removed.
 pub fn sweep(work_root: &Path) -> Result<usize, RunError> {
-    let _ = work_root;
-    Ok(0)
+    workdir::sweep(work_root)
 }
 
 /// Forwards signal `sig` to the init of every run in progress in this process (for a CLI's
-/// SIGINT/SIGTERM handler; async-signal-safe).
+/// SIGINT/SIGTERM handler; async-signal-safe). The init forwards it to the command.
 pub fn forward_signal(sig: i32) {
-    let _ = sig;
+    parent::forward_signal(sig);
 }
 
-/// Removes a tree produced by a run (an upper dir or a whole `run-*` dir), also when rootless,
-/// where the command's files are owned by sub-ids the caller cannot delete directly (the
-/// removal then runs inside a user namespace with the same id map).
+/// Removes a tree produced by a run (an upper dir or a whole `run-*` dir), making read-only
+/// and mode-000 directories writable first.
 pub fn remove_tree(path: &Path) -> Result<(), RunError> {
-    std::fs::remove_dir_all(path).map_err(|source| RunError::Io {
-        op: "remove",
-        path: path.to_path_buf(),
-        source,
-    })
+    workdir::remove_tree(path)
 }

@@ -93,7 +93,9 @@ impl FromStr for Network {
             "host" => Ok(Self::Host),
             "slirp" | "slirp4netns" => Ok(Self::Slirp),
             "pasta" => Ok(Self::Pasta),
-            other => Err(format!("unknown network mode {other:?} (none, host, slirp, pasta)")),
+            other => Err(format!(
+                "unknown network mode {other:?} (none, host, slirp, pasta)"
+            )),
         }
     }
 }

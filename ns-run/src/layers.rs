@@ -1,0 +1,309 @@
+//! Path resolution over overlay lower dirs (whiteouts, opaque dirs, symlinks confined to the
+//! root), used to create missing mount targets in a private layer above the lowers, so that
+//! mount points never appear in the upper dir.
+use std::fs;
+use std::io;
+use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+/// What a path is in the merged view of the lowers.
+#[derive(Debug)]
+enum Found {
+    Missing,
+    Dir(fs::Metadata),
+    Symlink(PathBuf),
+    Other,
+}
+
+fn is_whiteout(m: &fs::Metadata) -> bool {
+    m.file_type().is_char_device() && m.rdev() == 0
+}
+
+fn is_opaque(p: &Path) -> bool {
+    ["trusted.overlay.opaque", "user.overlay.opaque"]
+        .iter()
+        .any(|name| {
+            let mut b = [0u8; 4];
+            rustix::fs::lgetxattr(p, *name, &mut b).is_ok_and(|n| n == 1 && b[0] == b'y')
+        })
+}
+
+/// Looks `comps` (symlink-free so far) up in the layers, top first.
+fn lookup(layers: &[PathBuf], comps: &[String]) -> Found {
+    'layers: for layer in layers {
+        let mut p = layer.clone();
+        for (i, c) in comps.iter().enumerate() {
+            p.push(c);
+            let Ok(m) = fs::symlink_metadata(&p) else {
+                // Not in this layer; deeper layers show through unless an ancestor is opaque.
+                continue 'layers;
+            };
+            let last = i + 1 == comps.len();
+            if is_whiteout(&m) {
+                return Found::Missing;
+            }
+            if last {
+                return if m.is_dir() {
+                    Found::Dir(m)
+                } else if m.file_type().is_symlink() {
+                    fs::read_link(&p).map_or(Found::Other, Found::Symlink)
+                } else {
+                    Found::Other
+                };
+            }
+            if !m.is_dir() {
+                // A non-directory hides everything below it.
+                return Found::Missing;
+            }
+            if is_opaque(&p) {
+                // Look for the rest only in this layer.
+                let mut q = p.clone();
+                for c in &comps[i + 1..] {
+                    q.push(c);
+                }
+                return match fs::symlink_metadata(&q) {
+                    Ok(m) if is_whiteout(&m) => Found::Missing,
+                    Ok(m) if m.is_dir() => Found::Dir(m),
+                    Ok(m) if m.file_type().is_symlink() => {
+                        fs::read_link(&q).map_or(Found::Other, Found::Symlink)
+                    }
+                    Ok(_) => Found::Other,
+                    Err(_) => Found::Missing,
+                };
+            }
+        }
+        // comps empty: the root.
+        if let Ok(m) = fs::symlink_metadata(&p) {
+            return Found::Dir(m);
+        }
+    }
+    Found::Missing
+}
+
+/// Kind of a mount target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    Dir,
+    File,
+}
+
+/// Resolves `target` (an absolute container path) through the lowers' symlinks (confined to
+/// the root) and creates whatever is missing in `extra` (the private top layer): existing
+/// ancestor directories are recreated there with their metadata so the merged view keeps it.
+/// Returns the resolved, symlink-free relative path.
+pub(crate) fn ensure_target(
+    layers: &[PathBuf],
+    extra: &Path,
+    target: &str,
+    kind: Kind,
+) -> io::Result<PathBuf> {
+    let mut todo: Vec<String> = split(target);
+    todo.reverse();
+    let mut cur: Vec<String> = Vec::new();
+    let mut links = 0;
+    let mut found_last = None;
+    while let Some(c) = todo.pop() {
+        if c == ".." {
+            cur.pop();
+            continue;
+        }
+        cur.push(c);
+        match lookup(layers, &cur) {
+            Found::Symlink(to) => {
+                links += 1;
+                if links > 40 {
+                    return Err(io::Error::from_raw_os_error(libc::ELOOP));
+                }
+                cur.pop();
+                if to.is_absolute() {
+                    cur.clear();
+                }
+                let mut more = split(&to.to_string_lossy());
+                more.reverse();
+                todo.extend(more);
+            }
+            Found::Dir(m) => {
+                if todo.is_empty() {
+                    found_last = Some(Found::Dir(m));
+                }
+            }
+            Found::Other => {
+                if !todo.is_empty() {
+                    return Err(io::Error::from_raw_os_error(libc::ENOTDIR));
+                }
+                found_last = Some(Found::Other);
+            }
+            Found::Missing => {
+                // Everything from here on is created.
+                while let Some(c) = todo.pop() {
+                    if c == ".." {
+                        cur.pop();
+                    } else {
+                        cur.push(c);
+                    }
+                }
+                break;
+            }
+        }
+    }
+    match (&found_last, kind) {
+        (Some(Found::Dir(_)), Kind::Dir) | (Some(Found::Other), Kind::File) => {
+            return Ok(cur.iter().collect());
+        }
+        (Some(Found::Dir(_)), Kind::File) => {
+            return Err(io::Error::from_raw_os_error(libc::EISDIR));
+        }
+        (Some(Found::Other), Kind::Dir) => {
+            return Err(io::Error::from_raw_os_error(libc::ENOTDIR));
+        }
+        _ => {}
+    }
+    // Create the path in the extra layer, copying existing ancestors' metadata.
+    let mut p = extra.to_path_buf();
+    for i in 0..cur.len() {
+        p.push(&cur[i]);
+        let last = i + 1 == cur.len();
+        if last && kind == Kind::File {
+            if fs::symlink_metadata(&p).is_err() {
+                fs::File::create(&p)?;
+            }
+            break;
+        }
+        if fs::symlink_metadata(&p).is_ok() {
+            continue;
+        }
+        fs::create_dir(&p)?;
+        match lookup(layers, &cur[..=i]) {
+            Found::Dir(m) => copy_meta(&p, &m),
+            _ => fs::set_permissions(&p, fs::Permissions::from_mode(0o755))?,
+        }
+    }
+    Ok(cur.iter().collect())
+}
+
+/// Copies owner, mode and times of a lower directory onto its stand-in (best effort: an owner
+/// unmapped in a user namespace stays as is).
+pub(crate) fn copy_meta(p: &Path, m: &fs::Metadata) {
+    let _ = std::os::unix::fs::lchown(p, Some(m.uid()), Some(m.gid()));
+    let _ = fs::set_permissions(p, fs::Permissions::from_mode(m.mode() & 0o7777));
+    let times = rustix::fs::Timestamps {
+        last_access: rustix::fs::Timespec {
+            tv_sec: m.atime(),
+            tv_nsec: m.atime_nsec(),
+        },
+        last_modification: rustix::fs::Timespec {
+            tv_sec: m.mtime(),
+            tv_nsec: m.mtime_nsec(),
+        },
+    };
+    let _ = rustix::fs::utimensat(
+        rustix::fs::CWD,
+        p,
+        &times,
+        rustix::fs::AtFlags::SYMLINK_NOFOLLOW,
+    );
+}
+
+/// The metadata of the merged root of the lowers, if any.
+pub(crate) fn root_meta(layers: &[PathBuf]) -> Option<fs::Metadata> {
+    layers.iter().find_map(|l| fs::metadata(l).ok())
+}
+
+fn split(p: &str) -> Vec<String> {
+    p.split('/')
+        .filter(|c| !c.is_empty() && *c != ".")
+        .map(str::to_string)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::symlink;
+
+    fn t() -> tempfile::TempDir {
+        tempfile::tempdir().unwrap()
+    }
+
+    #[test]
+    fn existing_paths_need_nothing() {
+        let d = t();
+        let l = d.path().join("l");
+        fs::create_dir_all(l.join("etc")).unwrap();
+        fs::write(l.join("etc/hosts"), "x").unwrap();
+        let extra = d.path().join("x");
+        fs::create_dir(&extra).unwrap();
+        let r = ensure_target(&[l], &extra, "/etc/hosts", Kind::File).unwrap();
+        assert_eq!(r, PathBuf::from("etc/hosts"));
+        assert!(fs::read_dir(&extra).unwrap().next().is_none());
+    }
+
+    #[test]
+    fn missing_file_created_with_parent_meta_copied() {
+        let d = t();
+        let l = d.path().join("l");
+        fs::create_dir_all(l.join("etc")).unwrap();
+        fs::set_permissions(l.join("etc"), fs::Permissions::from_mode(0o750)).unwrap();
+        let extra = d.path().join("x");
+        fs::create_dir(&extra).unwrap();
+        let r = ensure_target(std::slice::from_ref(&l), &extra, "/etc/hosts", Kind::File).unwrap();
+        assert_eq!(r, PathBuf::from("etc/hosts"));
+        assert!(extra.join("etc/hosts").is_file());
+        let m = fs::metadata(extra.join("etc")).unwrap();
+        assert_eq!(m.mode() & 0o7777, 0o750);
+        assert_eq!(m.mtime(), fs::metadata(l.join("etc")).unwrap().mtime());
+    }
+
+    #[test]
+    fn symlinks_resolve_inside_root() {
+        let d = t();
+        let l = d.path().join("l");
+        fs::create_dir_all(l.join("run")).unwrap();
+        fs::create_dir_all(l.join("var")).unwrap();
+        symlink("/run", l.join("var/run")).unwrap();
+        symlink("../../../../../../tmp", l.join("escape")).unwrap();
+        let extra = d.path().join("x");
+        fs::create_dir(&extra).unwrap();
+        let r = ensure_target(std::slice::from_ref(&l), &extra, "/var/run/s", Kind::Dir).unwrap();
+        assert_eq!(r, PathBuf::from("run/s"));
+        assert!(extra.join("run/s").is_dir());
+        let r = ensure_target(std::slice::from_ref(&l), &extra, "/escape/y", Kind::Dir).unwrap();
+        assert_eq!(r, PathBuf::from("tmp/y"));
+    }
+
+    #[test]
+    fn whiteout_and_lower_layers() {
+        let d = t();
+        let top = d.path().join("top");
+        let low = d.path().join("low");
+        fs::create_dir_all(low.join("etc")).unwrap();
+        fs::write(low.join("etc/hosts"), "x").unwrap();
+        fs::create_dir_all(top.join("etc")).unwrap();
+        let extra = d.path().join("x");
+        fs::create_dir(&extra).unwrap();
+        // hosts visible through the lower layer
+        ensure_target(
+            &[top.clone(), low.clone()],
+            &extra,
+            "/etc/hosts",
+            Kind::File,
+        )
+        .unwrap();
+        assert!(!extra.join("etc").exists());
+        // a file in the top layer hides the lower's dir
+        fs::write(top.join("opt"), "").unwrap();
+        fs::create_dir_all(low.join("opt/d")).unwrap();
+        assert!(ensure_target(&[top, low], &extra, "/opt/d", Kind::Dir).is_err());
+    }
+
+    #[test]
+    fn kind_mismatch_fails() {
+        let d = t();
+        let l = d.path().join("l");
+        fs::create_dir_all(l.join("etc/hosts")).unwrap();
+        let extra = d.path().join("x");
+        fs::create_dir(&extra).unwrap();
+        let e = ensure_target(&[l], &extra, "/etc/hosts", Kind::File).unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(libc::EISDIR));
+    }
+}

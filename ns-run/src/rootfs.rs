@@ -1,0 +1,563 @@
+//! The container's file system: overlay over the lowers plus a private top layer holding the
+//! runtime's mount targets, /proc, /dev, /sys, hosts/resolv.conf, `RUN --mount`s, pivot_root.
+use std::fs;
+use std::io;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use nix::mount::{MntFlags, MsFlags, mount, umount2};
+
+use crate::init::{ChildError, Ctx, InitConfig};
+use crate::layers::{self, Kind};
+use crate::spec::{MountSpec, Network, OverlayDriver};
+use crate::user::{self, ExecUser};
+
+/// What the command child needs after the file system is ready.
+pub(crate) struct Prepared {
+    pub env: Vec<String>,
+    pub user: ExecUser,
+    pub workdir: String,
+    pub last_cap: u32,
+}
+
+const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// Paths Docker masks in /proc (`/dev/null` over files, an empty read-only tmpfs over dirs).
+const MASKED: &[&str] = &[
+    "proc/asound",
+    "proc/acpi",
+    "proc/kcore",
+    "proc/keys",
+    "proc/latency_stats",
+    "proc/timer_list",
+    "proc/timer_stats",
+    "proc/sched_debug",
+    "proc/scsi",
+];
+/// Paths Docker makes read-only in /proc.
+const READONLY: &[&str] = &[
+    "proc/bus",
+    "proc/fs",
+    "proc/irq",
+    "proc/sys",
+    "proc/sysrq-trigger",
+];
+
+fn mnt(
+    src: Option<&Path>,
+    dst: &Path,
+    fstype: Option<&str>,
+    flags: MsFlags,
+    data: Option<&str>,
+    stage: &str,
+) -> Result<(), ChildError> {
+    mount(src, dst, fstype, flags, data).ctx(stage, dst.display())
+}
+
+/// Remounts the bind mount at `dst` read-only, keeping the flags the kernel may have locked.
+fn remount_ro(dst: &Path, stage: &str) -> Result<(), ChildError> {
+    let st = nix::sys::statvfs::statvfs(dst).ctx(stage, dst.display())?;
+    let f = st.flags();
+    let mut flags = MsFlags::MS_REMOUNT | MsFlags::MS_BIND | MsFlags::MS_RDONLY;
+    for (sv, ms) in [
+        (nix::sys::statvfs::FsFlags::ST_NOSUID, MsFlags::MS_NOSUID),
+        (nix::sys::statvfs::FsFlags::ST_NODEV, MsFlags::MS_NODEV),
+        (nix::sys::statvfs::FsFlags::ST_NOEXEC, MsFlags::MS_NOEXEC),
+        (nix::sys::statvfs::FsFlags::ST_NOATIME, MsFlags::MS_NOATIME),
+        (
+            nix::sys::statvfs::FsFlags::ST_NODIRATIME,
+            MsFlags::MS_NODIRATIME,
+        ),
+        (
+            nix::sys::statvfs::FsFlags::ST_RELATIME,
+            MsFlags::MS_RELATIME,
+        ),
+    ] {
+        if f.contains(sv) {
+            flags |= ms;
+        }
+    }
+    mnt(None, dst, None, flags, None, stage)
+}
+
+/// Sets up the whole file system and pivots into it.
+pub(crate) fn setup(cfg: &InitConfig) -> Result<Prepared, ChildError> {
+    mnt(
+        None,
+        Path::new("/"),
+        None,
+        MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+        None,
+        "make mounts private",
+    )?;
+    nix::unistd::sethostname(&cfg.hostname).ctx("sethostname", &cfg.hostname)?;
+    if cfg.network != Network::Host {
+        crate::net::loopback_up().ctx("bring up loopback", "lo")?;
+    }
+    let last_cap = crate::caps::last_cap();
+    let host_resolv = fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+
+    // Private scratch tmpfs: the extra layer, the mount point of the root, generated files.
+    let scratch = &cfg.scratch;
+    mnt(
+        Some(Path::new("tmpfs")),
+        scratch,
+        Some("tmpfs"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+        Some("mode=755"),
+        "mount scratch tmpfs",
+    )?;
+    let layer = scratch.join("layer");
+    let root = scratch.join("root");
+    let files = scratch.join("files");
+    for d in [&layer, &root, &files] {
+        fs::create_dir(d).ctx("mkdir", d.display())?;
+    }
+    fs::set_permissions(&files, fs::Permissions::from_mode(0o711)).ctx("chmod", files.display())?;
+
+    // Mount targets, created in the extra layer when the lowers lack them.
+    let target = |p: &str, kind: Kind| -> Result<PathBuf, ChildError> {
+        layers::ensure_target(&cfg.lowers, &layer, p, kind).ctx("create mount target", p)
+    };
+    let proc_t = target("/proc", Kind::Dir)?;
+    let dev_t = target("/dev", Kind::Dir)?;
+    let sys_t = target("/sys", Kind::Dir)?;
+    let hosts_t = target("/etc/hosts", Kind::File)?;
+    let resolv_t = target("/etc/resolv.conf", Kind::File)?;
+    let mut user_targets = Vec::new();
+    for m in &cfg.mounts {
+        let t = m.target();
+        if !t.starts_with('/') {
+            return Err(ChildError::msg(
+                "mount",
+                t,
+                "target is not an absolute path".into(),
+            ));
+        }
+        let kind = match m {
+            MountSpec::Bind { source, .. } | MountSpec::Cache { source, .. } => {
+                let md = fs::metadata(source).ctx("mount source", source.display())?;
+                if md.is_dir() { Kind::Dir } else { Kind::File }
+            }
+            MountSpec::Tmpfs { .. } => Kind::Dir,
+            MountSpec::Secret { .. } => Kind::File,
+        };
+        user_targets.push(target(t, kind)?);
+    }
+    if cfg.fresh_upper {
+        if let Some(m) = layers::root_meta(&cfg.lowers) {
+            layers::copy_meta(&cfg.upper, &m);
+        }
+    }
+
+    mount_overlay(cfg, &layer, &root)?;
+    let at = |rel: &Path| root.join(rel);
+
+    // /proc
+    let proc_dir = at(&proc_t);
+    mnt(
+        Some(Path::new("proc")),
+        &proc_dir,
+        Some("proc"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+        None,
+        "mount proc",
+    )?;
+    // /dev
+    let dev = at(&dev_t);
+    mount_dev(&dev, cfg.rootless)?;
+    // /sys, read-only
+    let sys = at(&sys_t);
+    let ro = MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+    if mount(Some("sysfs"), &sys, Some("sysfs"), ro, None::<&str>).is_err() {
+        // Not the owner of the network namespace (rootless with the host's network).
+        mnt(
+            Some(Path::new("/sys")),
+            &sys,
+            None,
+            MsFlags::MS_BIND | MsFlags::MS_REC,
+            None,
+            "bind sys",
+        )?;
+        remount_ro(&sys, "remount sys read-only")?;
+    }
+    // Docker's masked and read-only /proc paths.
+    for p in MASKED {
+        let d = root.join(p);
+        match fs::symlink_metadata(&d) {
+            Ok(m) if m.is_dir() => mnt(
+                Some(Path::new("tmpfs")),
+                &d,
+                Some("tmpfs"),
+                MsFlags::MS_RDONLY,
+                None,
+                "mask",
+            )?,
+            Ok(_) => mnt(
+                Some(&dev.join("null")),
+                &d,
+                None,
+                MsFlags::MS_BIND,
+                None,
+                "mask",
+            )?,
+            Err(_) => {}
+        }
+    }
+    for p in READONLY {
+        let d = root.join(p);
+        if d.exists() {
+            mnt(
+                Some(&d),
+                &d,
+                None,
+                MsFlags::MS_BIND | MsFlags::MS_REC,
+                None,
+                "bind read-only",
+            )?;
+            remount_ro(&d, "remount read-only")?;
+        }
+    }
+    // hosts and resolv.conf, bound from the scratch tmpfs (never in the upper dir).
+    for (name, content, rel) in [
+        ("hosts", crate::net::hosts(&cfg.hostname), &hosts_t),
+        (
+            "resolv.conf",
+            crate::net::resolv(&host_resolv, cfg.network),
+            &resolv_t,
+        ),
+    ] {
+        let src = files.join(name);
+        fs::write(&src, content).ctx("write", src.display())?;
+        fs::set_permissions(&src, fs::Permissions::from_mode(0o644)).ctx("chmod", src.display())?;
+        let dst = at(rel);
+        mnt(Some(&src), &dst, None, MsFlags::MS_BIND, None, "bind")?;
+        remount_ro(&dst, "remount read-only")?;
+    }
+    // RUN --mount
+    for (i, (m, rel)) in cfg.mounts.iter().zip(&user_targets).enumerate() {
+        let dst = at(rel);
+        match m {
+            MountSpec::Bind {
+                source, readonly, ..
+            } => {
+                mnt(
+                    Some(source),
+                    &dst,
+                    None,
+                    MsFlags::MS_BIND | MsFlags::MS_REC,
+                    None,
+                    "bind mount",
+                )?;
+                if *readonly {
+                    remount_ro(&dst, "remount read-only")?;
+                }
+            }
+            MountSpec::Cache { source, .. } => {
+                mnt(
+                    Some(source),
+                    &dst,
+                    None,
+                    MsFlags::MS_BIND | MsFlags::MS_REC,
+                    None,
+                    "cache mount",
+                )?;
+            }
+            MountSpec::Tmpfs { size, .. } => {
+                let data = size.map(|s| format!("size={s}"));
+                mnt(
+                    Some(Path::new("tmpfs")),
+                    &dst,
+                    Some("tmpfs"),
+                    MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+                    data.as_deref(),
+                    "tmpfs mount",
+                )?;
+            }
+            MountSpec::Secret {
+                source,
+                mode,
+                uid,
+                gid,
+                ..
+            } => {
+                let content = fs::read(source).ctx("read secret", source.display())?;
+                let src = files.join(format!("secret-{i}"));
+                fs::write(&src, content).ctx("write", src.display())?;
+                fs::set_permissions(&src, fs::Permissions::from_mode(mode & 0o7777))
+                    .ctx("chmod", src.display())?;
+                std::os::unix::fs::chown(&src, Some(*uid), Some(*gid))
+                    .ctx("chown secret", src.display())?;
+                mnt(
+                    Some(&src),
+                    &dst,
+                    None,
+                    MsFlags::MS_BIND,
+                    None,
+                    "secret mount",
+                )?;
+                remount_ro(&dst, "remount read-only")?;
+            }
+        }
+    }
+
+    // pivot_root into the overlay and detach the old root.
+    std::env::set_current_dir(&root).ctx("chdir", root.display())?;
+    nix::unistd::pivot_root(".", ".").ctx("pivot_root", root.display())?;
+    umount2(".", MntFlags::MNT_DETACH).ctx("detach old root", "/")?;
+    std::env::set_current_dir("/").ctx("chdir", "/")?;
+
+    // USER, from the rootfs' own passwd/group.
+    let passwd = fs::read_to_string("/etc/passwd").unwrap_or_default();
+    let group = fs::read_to_string("/etc/group").unwrap_or_default();
+    let user = user::resolve(&cfg.user, &passwd, &group)
+        .map_err(|m| ChildError::msg("user", &cfg.user, m))?;
+
+    // WORKDIR, created (as root, 0755) when missing.
+    let wd = Path::new(&cfg.workdir);
+    match fs::metadata(wd) {
+        Ok(m) if m.is_dir() => {}
+        Ok(_) => {
+            return Err(ChildError::os(
+                "workdir",
+                &cfg.workdir,
+                &io::Error::from_raw_os_error(libc::ENOTDIR),
+            ));
+        }
+        Err(_) => {
+            fs::create_dir_all(wd).ctx("create workdir", &cfg.workdir)?;
+        }
+    }
+
+    let mut env = cfg.env.clone();
+    if !env.iter().any(|e| e.starts_with("PATH=")) {
+        env.push(format!("PATH={DEFAULT_PATH}"));
+    }
+    if !env.iter().any(|e| e.starts_with("HOME=")) {
+        env.push(format!("HOME={}", user.home));
+    }
+    Ok(Prepared {
+        env,
+        user,
+        workdir: cfg.workdir.clone(),
+        last_cap,
+    })
+}
+
+fn mount_overlay(cfg: &InitConfig, layer: &Path, root: &Path) -> Result<(), ChildError> {
+    let mut lowers = vec![layer.to_path_buf()];
+    lowers.extend(cfg.lowers.iter().cloned());
+    let native = |lowers: &[PathBuf]| -> Result<(), ChildError> {
+        let mut data = String::from("lowerdir=");
+        for (i, l) in lowers.iter().enumerate() {
+            let s = l.to_str().ok_or_else(|| {
+                ChildError::msg("mount overlay", l.display(), "path is not UTF-8".into())
+            })?;
+            if s.contains([':', ',', '\\']) {
+                return Err(ChildError::msg(
+                    "mount overlay",
+                    s,
+                    "lower path contains ':', ',' or '\\'".into(),
+                ));
+            }
+            if i > 0 {
+                data.push(':');
+            }
+            data.push_str(s);
+        }
+        data.push_str(&format!(
+            ",upperdir={},workdir={},volatile",
+            cfg.upper.display(),
+            cfg.work.display()
+        ));
+        if cfg.rootless {
+            data.push_str(",userxattr");
+        }
+        if data.len() < 4000 {
+            return mnt(
+                Some(Path::new("overlay")),
+                root,
+                Some("overlay"),
+                MsFlags::empty(),
+                Some(&data),
+                "mount overlay",
+            );
+        }
+        overlay_fsconfig(cfg, lowers, root)
+    };
+    match cfg.overlay {
+        OverlayDriver::Native => native(&lowers),
+        OverlayDriver::Fuse => fuse_overlay(cfg, &lowers, root),
+        OverlayDriver::Auto => match native(&lowers) {
+            Ok(()) => Ok(()),
+            Err(e) if cfg.rootless => fuse_overlay(cfg, &lowers, root).map_err(|f| ChildError {
+                message: format!("{} (native overlay failed too: {})", f.message, e.message),
+                ..f
+            }),
+            Err(e) => Err(e),
+        },
+    }
+}
+
+/// Overlay through the new mount API, one `lowerdir+` per layer (no option-length limit).
+fn overlay_fsconfig(cfg: &InitConfig, lowers: &[PathBuf], root: &Path) -> Result<(), ChildError> {
+    use rustix::mount as rm;
+    let st = "mount overlay";
+    let e = |x: rustix::io::Errno| io::Error::from_raw_os_error(x.raw_os_error());
+    let fs_fd = rm::fsopen("overlay", rm::FsOpenFlags::FSOPEN_CLOEXEC)
+        .map_err(e)
+        .ctx(st, root.display())?;
+    for l in lowers {
+        rm::fsconfig_set_string(&fs_fd, "lowerdir+", l)
+            .map_err(e)
+            .ctx(st, l.display())?;
+    }
+    rm::fsconfig_set_string(&fs_fd, "upperdir", &cfg.upper)
+        .map_err(e)
+        .ctx(st, cfg.upper.display())?;
+    rm::fsconfig_set_string(&fs_fd, "workdir", &cfg.work)
+        .map_err(e)
+        .ctx(st, cfg.work.display())?;
+    rm::fsconfig_set_flag(&fs_fd, "volatile")
+        .map_err(e)
+        .ctx(st, "volatile")?;
+    if cfg.rootless {
+        rm::fsconfig_set_flag(&fs_fd, "userxattr")
+            .map_err(e)
+            .ctx(st, "userxattr")?;
+    }
+    rm::fsconfig_create(&fs_fd)
+        .map_err(e)
+        .ctx(st, root.display())?;
+    let m = rm::fsmount(
+        &fs_fd,
+        rm::FsMountFlags::FSMOUNT_CLOEXEC,
+        rm::MountAttrFlags::empty(),
+    )
+    .map_err(e)
+    .ctx(st, root.display())?;
+    rm::move_mount(
+        &m,
+        "",
+        rustix::fs::CWD,
+        root,
+        rm::MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH,
+    )
+    .map_err(e)
+    .ctx(st, root.display())
+}
+
+fn fuse_overlay(cfg: &InitConfig, lowers: &[PathBuf], root: &Path) -> Result<(), ChildError> {
+    let mut opt = String::from("lowerdir=");
+    for (i, l) in lowers.iter().enumerate() {
+        if i > 0 {
+            opt.push(':');
+        }
+        opt.push_str(&l.to_string_lossy());
+    }
+    opt.push_str(&format!(
+        ",upperdir={},workdir={}",
+        cfg.upper.display(),
+        cfg.work.display()
+    ));
+    let out = std::process::Command::new("fuse-overlayfs")
+        .arg("-o")
+        .arg(&opt)
+        .arg(root)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .output()
+        .ctx("fuse-overlayfs", root.display())?;
+    if !out.status.success() {
+        return Err(ChildError::msg(
+            "fuse-overlayfs",
+            root.display(),
+            String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        ));
+    }
+    Ok(())
+}
+
+fn mount_dev(dev: &Path, rootless: bool) -> Result<(), ChildError> {
+    mnt(
+        Some(Path::new("tmpfs")),
+        dev,
+        Some("tmpfs"),
+        MsFlags::MS_NOSUID | MsFlags::MS_STRICTATIME,
+        Some("mode=755,size=65536k"),
+        "mount /dev",
+    )?;
+    for (name, major, minor) in [
+        ("null", 1, 3),
+        ("zero", 1, 5),
+        ("full", 1, 7),
+        ("random", 1, 8),
+        ("urandom", 1, 9),
+        ("tty", 5, 0),
+    ] {
+        let p = dev.join(name);
+        let made = !rootless
+            && nix::sys::stat::mknod(
+                &p,
+                nix::sys::stat::SFlag::S_IFCHR,
+                nix::sys::stat::Mode::from_bits_truncate(0o666),
+                nix::sys::stat::makedev(major, minor),
+            )
+            .is_ok();
+        if made {
+            fs::set_permissions(&p, fs::Permissions::from_mode(0o666)).ctx("chmod", p.display())?;
+        } else {
+            // No mknod in a user namespace: bind the host's node.
+            fs::File::create(&p).ctx("create", p.display())?;
+            let host = Path::new("/dev").join(name);
+            mnt(Some(&host), &p, None, MsFlags::MS_BIND, None, "bind device")?;
+        }
+    }
+    let pts = dev.join("pts");
+    fs::create_dir(&pts).ctx("mkdir", pts.display())?;
+    let opts = if rootless {
+        "newinstance,ptmxmode=0666,mode=0620"
+    } else {
+        "newinstance,ptmxmode=0666,mode=0620,gid=5"
+    };
+    mnt(
+        Some(Path::new("devpts")),
+        &pts,
+        Some("devpts"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC,
+        Some(opts),
+        "mount devpts",
+    )?;
+    let shm = dev.join("shm");
+    fs::create_dir(&shm).ctx("mkdir", shm.display())?;
+    mnt(
+        Some(Path::new("shm")),
+        &shm,
+        Some("tmpfs"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+        Some("mode=1777,size=65536k"),
+        "mount /dev/shm",
+    )?;
+    let mq = dev.join("mqueue");
+    fs::create_dir(&mq).ctx("mkdir", mq.display())?;
+    // Best effort, as not every kernel has mqueue.
+    let _ = mount(
+        Some("mqueue"),
+        &mq,
+        Some("mqueue"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+        None::<&str>,
+    );
+    for (link, to) in [
+        ("ptmx", "pts/ptmx"),
+        ("fd", "/proc/self/fd"),
+        ("stdin", "/proc/self/fd/0"),
+        ("stdout", "/proc/self/fd/1"),
+        ("stderr", "/proc/self/fd/2"),
+        ("core", "/proc/kcore"),
+    ] {
+        std::os::unix::fs::symlink(to, dev.join(link)).ctx("symlink", dev.join(link).display())?;
+    }
+    let _ = fs::metadata(dev).map(|m| m.mode());
+    Ok(())
+}
