@@ -14,6 +14,7 @@
 //! Entry points: [`pack_dir`], [`pack_to_blob_dir`], [`pack_entries`], [`pack_entries_to_blob_dir`],
 //! [`unpack`], [`unpack_path`], [`diff_id_of`], [`digest_of`].
 
+mod apply;
 pub mod cli;
 mod decode;
 mod entry;
@@ -22,6 +23,7 @@ mod gzip;
 mod hash;
 mod options;
 mod pack;
+mod tarread;
 mod tarw;
 mod unpack;
 mod walk;
