@@ -22,12 +22,15 @@ mod cache;
 mod changes;
 mod digest;
 mod error;
+mod export;
 mod fsck;
 mod gc;
 mod images;
 mod import;
+mod load;
 mod oci;
 mod reference;
+mod report;
 mod snapshots;
 mod store;
 
@@ -36,10 +39,12 @@ pub use cache::{CacheRecord, CachedLayer};
 pub use changes::apply_change;
 pub use digest::{Digest, HashingReader, HashingWriter};
 pub use error::{Result, StoreError};
+pub use export::ExportFormat;
 pub use fsck::{FsckReport, Problem};
 pub use gc::GcReport;
 pub use images::{ImageRecord, TagEntry, WrittenImage};
 pub use import::{ImportOptions, LayerDoc, created_now};
+pub use load::{LoadOptions, LoadedImage};
 pub use oci::{
     ANNOTATION_CONTAINERD_NAME, ANNOTATION_REF_NAME, ContainerConfig, Descriptor, History,
     ImageConfig, Index, MEDIA_TYPE_CONFIG, MEDIA_TYPE_DOCKER_CONFIG, MEDIA_TYPE_DOCKER_LAYER_GZIP,
@@ -48,5 +53,6 @@ pub use oci::{
     canonical_json, is_index_media_type, is_manifest_media_type,
 };
 pub use reference::{DEFAULT_DOMAIN, DEFAULT_TAG, Reference, ReferenceError};
+pub use report::{DfReport, InspectReport, ListEntry, ListReport, Usage, human_size};
 pub use snapshots::SnapshotMeta;
 pub use store::{OCI_LAYOUT, Store};
