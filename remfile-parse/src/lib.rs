@@ -6,15 +6,33 @@
 //! back (that is how `remfile-plan` reads it). Words are kept raw: variables
 //! are not expanded and quotes of ENV/LABEL/ARG/COPY words are kept, because
 //! expansion and quote removal are the planner's job.
+//!
+//! ```
+//! let ast = remfile_parse::parse("FROM alpine AS base\nRUN echo hi\n").unwrap();
+//! assert_eq!(ast.instructions.len(), 2);
+//! ```
 
 pub mod ast;
 pub mod error;
+mod flags;
+mod heredoc;
+mod instr;
+mod lines;
+mod mount;
+mod parser;
+mod words;
 
 pub use ast::*;
 pub use error::{ErrorKind, ParseError};
+pub use parser::parse;
 
-/// Parse a whole Remfile.
-pub fn parse(input: &str) -> Result<Remfile, ParseError> {
-    let _ = input;
-    Err(ParseError::new(1, 1, ErrorKind::NoInstructions))
+/// Serialise an AST as the version-1 JSON document (compact or pretty).
+pub fn to_json(ast: &Remfile, pretty: bool) -> String {
+    let r = if pretty {
+        serde_json::to_string_pretty(ast)
+    } else {
+        serde_json::to_string(ast)
+    };
+    // serialising these plain data types cannot fail
+    r.unwrap_or_default()
 }
