@@ -122,7 +122,7 @@ impl Lexer {
     }
 
     /// Expands `word` with `env`; returns the value, its words and the variables referenced.
-    pub fn process(&self, word: &str, env: &dyn Env) -> Result<Processed, LexError> {
+    pub fn process<E: Env + ?Sized>(&self, word: &str, env: &E) -> Result<Processed, LexError> {
         let mut sw = ShellWord {
             lex: *self,
             chars: word.chars().collect(),
@@ -141,12 +141,12 @@ impl Lexer {
     }
 
     /// Expands `word` into one string (BuildKit's `ProcessWord`).
-    pub fn word(&self, word: &str, env: &dyn Env) -> Result<String, LexError> {
+    pub fn word<E: Env + ?Sized>(&self, word: &str, env: &E) -> Result<String, LexError> {
         self.process(word, env).map(|p| p.value)
     }
 
     /// Expands `word` and splits the result on unquoted white space (BuildKit's `ProcessWords`).
-    pub fn words(&self, word: &str, env: &dyn Env) -> Result<Vec<String>, LexError> {
+    pub fn words<E: Env + ?Sized>(&self, word: &str, env: &E) -> Result<Vec<String>, LexError> {
         self.process(word, env).map(|p| p.words)
     }
 }
@@ -190,11 +190,11 @@ impl Words {
     }
 }
 
-struct ShellWord<'e> {
+struct ShellWord<'e, E: Env + ?Sized> {
     lex: Lexer,
     chars: Vec<char>,
     pos: usize,
-    env: &'e dyn Env,
+    env: &'e E,
     matched: BTreeSet<String>,
     unmatched: BTreeSet<String>,
 }
@@ -203,7 +203,7 @@ fn is_special_param(ch: char) -> bool {
     matches!(ch, '@' | '*' | '#' | '?' | '-' | '$' | '!' | '0')
 }
 
-impl ShellWord<'_> {
+impl<E: Env + ?Sized> ShellWord<'_, E> {
     fn peek(&self) -> Option<char> {
         self.chars.get(self.pos).copied()
     }

@@ -7,16 +7,20 @@
 //! [`lex::Lexer`] is BuildKit's shell-word lexer (expansion and quote removal) on its own.
 
 pub mod config;
+mod dispatch;
 pub mod error;
 pub mod lex;
 pub mod options;
 mod pattern;
+mod planner;
 pub mod platform;
 pub mod reference;
 pub mod types;
+mod values;
 
 pub use config::{Healthcheck, ImageConfig};
 pub use error::PlanError;
 pub use options::{BaseResolver, NoBases, PlanOptions};
+pub use planner::plan;
 pub use platform::Platform;
 pub use types::*;

@@ -1,0 +1,180 @@
+//! Small value grammars: paths, ports, sizes, signals, Go-style quoting.
+
+/// Go's `path.Clean` for an absolute path (the result always starts with `/`).
+pub fn clean_path(p: &str) -> String {
+    let mut parts: Vec<&str> = Vec::new();
+    for c in p.split('/') {
+        match c {
+            "" | "." => {}
+            ".." => {
+                parts.pop();
+            }
+            c => parts.push(c),
+        }
+    }
+    format!("/{}", parts.join("/"))
+}
+
+/// A COPY/ADD destination made absolute against `workdir`; a trailing `/` (or `/.`, `.`, empty)
+/// is kept as a trailing `/`, which means "into this directory".
+pub fn resolve_dest(workdir: &str, dest: &str) -> String {
+    let keep_slash = dest.is_empty() || dest == "." || dest.ends_with('/') || dest.ends_with("/.");
+    let joined = if dest.starts_with('/') {
+        dest.to_string()
+    } else {
+        format!("{workdir}/{dest}")
+    };
+    let mut c = clean_path(&joined);
+    if keep_slash && c != "/" {
+        c.push('/');
+    }
+    c
+}
+
+/// One EXPOSE word (`80`, `80/udp`, `8000-8010/tcp`, `127.0.0.1:80:80`) as `port/proto`
+/// entries, ranges expanded.
+pub fn parse_ports(word: &str) -> Result<Vec<String>, String> {
+    let (port, proto) = match word.rsplit_once('/') {
+        Some((p, proto)) => (p, proto.to_ascii_lowercase()),
+        None => (word, "tcp".to_string()),
+    };
+    if !matches!(proto.as_str(), "tcp" | "udp" | "sctp") {
+        return Err(format!("invalid proto {proto:?} in {word:?}"));
+    }
+    // ip:host:container and host:container keep the container port
+    let port = port.rsplit(':').next().unwrap_or(port);
+    let num = |s: &str| {
+        s.parse::<u16>()
+            .map_err(|_| format!("invalid port {s:?} in {word:?}"))
+    };
+    let (start, end) = match port.split_once('-') {
+        Some((a, b)) => (num(a)?, num(b)?),
+        None => {
+            let p = num(port)?;
+            (p, p)
+        }
+    };
+    if start > end {
+        return Err(format!("invalid range {port:?} in {word:?}: start after end"));
+    }
+    Ok((start..=end).map(|p| format!("{p}/{proto}")).collect())
+}
+
+/// A size with an optional unit (`64m`, `1g`, `512`, `2GiB`, `10kb`) in bytes, as Docker's
+/// `RAMInBytes`.
+pub fn parse_size(s: &str) -> Option<u64> {
+    let t = s.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: f64 = num.parse().ok()?;
+    let unit = unit.trim().to_ascii_lowercase();
+    let unit = unit.trim_end_matches("ib").trim_end_matches('b');
+    let mult: u64 = match unit {
+        "" => 1,
+        "k" => 1 << 10,
+        "m" => 1 << 20,
+        "g" => 1 << 30,
+        "t" => 1 << 40,
+        "p" => 1 << 50,
+        _ => return None,
+    };
+    let v = n * mult as f64;
+    (v.is_finite() && v >= 0.0 && v < u64::MAX as f64).then_some(v as u64)
+}
+
+const SIGNALS: [&str; 34] = [
+    "ABRT", "ALRM", "BUS", "CHLD", "CLD", "CONT", "FPE", "HUP", "ILL", "INT", "IO", "IOT", "KILL",
+    "PIPE", "POLL", "PROF", "PWR", "QUIT", "SEGV", "STKFLT", "STOP", "SYS", "TERM", "TRAP", "TSTP",
+    "TTIN", "TTOU", "URG", "USR1", "USR2", "VTALRM", "WINCH", "XCPU", "XFSZ",
+];
+
+/// A STOPSIGNAL value Docker accepts: a non-zero number or a name with or without `SIG`
+/// (`RTMIN+n` and `RTMAX-n` included).
+pub fn valid_signal(s: &str) -> bool {
+    if let Ok(n) = s.parse::<u32>() {
+        return n != 0;
+    }
+    let up = s.to_ascii_uppercase();
+    let name = up.strip_prefix("SIG").unwrap_or(&up);
+    if SIGNALS.contains(&name) || name == "RTMIN" || name == "RTMAX" {
+        return true;
+    }
+    let rt = |prefix: &str| {
+        name.strip_prefix(prefix)
+            .and_then(|n| n.parse::<u32>().ok())
+            .is_some_and(|n| (1..=15).contains(&n))
+    };
+    rt("RTMIN+") || rt("RTMAX-")
+}
+
+/// Go's `%q` of a string (close enough for history text).
+pub fn go_quote(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            '\r' => out.push_str("\\r"),
+            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
+                out.push_str(&format!("\\x{:02x}", c as u32));
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths() {
+        assert_eq!(clean_path("/a/./b/../c//"), "/a/c");
+        assert_eq!(clean_path("/.."), "/");
+        assert_eq!(resolve_dest("/app", "."), "/app/");
+        assert_eq!(resolve_dest("/app", ""), "/app/");
+        assert_eq!(resolve_dest("/app", "x"), "/app/x");
+        assert_eq!(resolve_dest("/app", "x/"), "/app/x/");
+        assert_eq!(resolve_dest("/app", "/abs/./y/"), "/abs/y/");
+        assert_eq!(resolve_dest("/", "/"), "/");
+        assert_eq!(resolve_dest("/app", "../up"), "/up");
+    }
+
+    #[test]
+    fn ports() {
+        assert_eq!(parse_ports("80").unwrap(), vec!["80/tcp"]);
+        assert_eq!(parse_ports("53/UDP").unwrap(), vec!["53/udp"]);
+        assert_eq!(
+            parse_ports("8000-8002/sctp").unwrap(),
+            vec!["8000/sctp", "8001/sctp", "8002/sctp"]
+        );
+        assert_eq!(parse_ports("127.0.0.1:8080:80").unwrap(), vec!["80/tcp"]);
+        for bad in ["", "x", "80/icmp", "70000", "9-1", "-1", "80/"] {
+            assert!(parse_ports(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn sizes_and_signals() {
+        assert_eq!(parse_size("64m"), Some(64 << 20));
+        assert_eq!(parse_size("512"), Some(512));
+        assert_eq!(parse_size("2GiB"), Some(2 << 30));
+        assert_eq!(parse_size("1.5k"), Some(1536));
+        assert_eq!(parse_size("x"), None);
+        assert_eq!(parse_size("5q"), None);
+        for ok in ["SIGTERM", "term", "9", "SIGRTMIN+3", "RTMAX-1", "sigusr1"] {
+            assert!(valid_signal(ok), "{ok}");
+        }
+        for bad in ["0", "SIGFOO", "", "RTMIN+16", "-1"] {
+            assert!(!valid_signal(bad), "{bad}");
+        }
+        assert_eq!(go_quote("a\"b\\c\n"), r#""a\"b\\c\n""#);
+    }
+}
