@@ -125,6 +125,9 @@ fn output_fd(o: &Output, own: RawFd, null: &OwnedFd) -> io::Result<OwnedFd> {
 
 /// Everything the cloned child touches, prepared before `clone` (no allocation after it).
 struct ChildPlan {
+    /// Run the init in the cloned child itself instead of re-executing the helper: only when
+    /// the caller is single-threaded, where a forked child may do anything.
+    direct: bool,
     fds: [RawFd; 5],
     helper: CString,
     argv: [*const libc::c_char; 2],
@@ -151,6 +154,9 @@ unsafe fn child(plan: &ChildPlan) -> ! {
         let mut set: libc::sigset_t = std::mem::zeroed();
         libc::sigemptyset(&raw mut set);
         libc::sigprocmask(libc::SIG_SETMASK, &raw const set, std::ptr::null_mut());
+        if plan.direct {
+            crate::init::main();
+        }
         libc::execve(plan.helper.as_ptr(), plan.argv.as_ptr(), plan.envp.as_ptr());
         let errno = *libc::__errno_location();
         let mut rec = [0xffu8; 5];
@@ -158,6 +164,17 @@ unsafe fn child(plan: &ChildPlan) -> ! {
         libc::write(4, rec.as_ptr().cast(), rec.len());
         libc::_exit(127)
     }
+}
+
+/// Whether this process has exactly one thread (then no other thread can appear while the
+/// calling one is busy here).
+fn single_threaded() -> bool {
+    fs::read_to_string("/proc/self/stat").is_ok_and(|s| {
+        // Field 20 (num_threads), counted after the parenthesised command name.
+        s.rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().nth(17).map(|n| n == "1"))
+            .unwrap_or(false)
+    })
 }
 
 fn subid_range(file: &str, name: &str, id: u32) -> Option<(u32, u32)> {
@@ -331,6 +348,7 @@ fn run_in(
     let arg0 = CString::new("ns-run-init").map_err(|_| invalid("arg0"))?;
     let env0 = CString::new(format!("{INIT_ENV}=1")).map_err(|_| invalid("env"))?;
     let plan = ChildPlan {
+        direct: spec.helper.is_none() && single_threaded(),
         fds: [
             stdin.as_raw_fd(),
             stdout.as_raw_fd(),
