@@ -300,3 +300,44 @@ fn check_image(
     }
     Ok(c.rootfs.diff_ids.iter().map(ToString::to_string).collect())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::oci::{Descriptor, MEDIA_TYPE_LAYER_TAR, RootFs};
+
+    #[test]
+    fn finds_and_repairs_corruption() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(dir.path()).unwrap();
+        let b = s.put_blob_bytes(b"layer").unwrap();
+        let cfg = ImageConfig {
+            rootfs: RootFs {
+                kind: "layers".into(),
+                diff_ids: vec![b.digest.clone()],
+            },
+            ..ImageConfig::default()
+        };
+        let img = s
+            .write_image(&cfg, &[Descriptor::new(MEDIA_TYPE_LAYER_TAR, b.digest.clone(), b.size)])
+            .unwrap();
+        s.tag(&Reference::parse("x").unwrap(), &img.manifest).unwrap();
+        let clean = s.fsck(false).unwrap();
+        assert!(clean.ok, "{clean:?}");
+        assert_eq!(clean.blobs_checked, 3);
+        // corrupt the layer, plant a broken snapshot and a dead process's temp file
+        fs::write(s.blob_path(&b.digest), b"LAYER").unwrap();
+        fs::create_dir_all(s.snapshots_dir().join(b.digest.hex())).unwrap();
+        fs::write(s.tmp_dir().join("ldead.3.blob"), b"x").unwrap();
+        let r = s.fsck(false).unwrap();
+        assert!(!r.ok);
+        let kinds: Vec<&str> = r.problems.iter().map(|p| p.kind.as_str()).collect();
+        assert_eq!(kinds, ["blob", "image", "snapshot"], "{r:?}");
+        assert_eq!(r.stale_temp, 1);
+        let r = s.fsck(true).unwrap();
+        assert!(r.ok && r.problems.iter().all(|p| p.repaired), "{r:?}");
+        let r = s.fsck(false).unwrap();
+        assert!(r.ok && r.problems.is_empty() && r.stale_temp == 0, "{r:?}");
+        assert!(s.list_tags().unwrap().is_empty());
+    }
+}

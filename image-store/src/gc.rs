@@ -207,3 +207,92 @@ impl Store {
         Ok(report)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::oci::{Descriptor, ImageConfig, MEDIA_TYPE_LAYER_TAR, RootFs};
+    use crate::reference::Reference;
+
+    fn image(s: &Store, layer: &[u8]) -> crate::images::WrittenImage {
+        let b = s.put_blob_bytes(layer).unwrap();
+        let cfg = ImageConfig {
+            architecture: "amd64".into(),
+            os: "linux".into(),
+            rootfs: RootFs {
+                kind: "layers".into(),
+                diff_ids: vec![b.digest.clone()],
+            },
+            ..ImageConfig::default()
+        };
+        s.write_image(&cfg, &[Descriptor::new(MEDIA_TYPE_LAYER_TAR, b.digest, b.size)])
+            .unwrap()
+    }
+
+    #[test]
+    fn gc_keeps_what_a_live_handle_wrote_and_frees_it_after() {
+        let dir = tempfile::tempdir().unwrap();
+        let writer = Store::open(dir.path()).unwrap();
+        let collector = Store::open(dir.path()).unwrap();
+        let img = image(&writer, b"layer one");
+        // not tagged yet: only the writer's lease protects it
+        let r = collector.gc(false).unwrap();
+        assert_eq!(r.blobs_removed, 0);
+        assert!(writer.has_blob(&img.manifest.digest));
+        // the writer can still tag what it made
+        writer
+            .tag(&Reference::parse("a:1").unwrap(), &img.manifest)
+            .unwrap();
+        writer.untag(&Reference::parse("a:1").unwrap()).unwrap();
+        drop(writer);
+        let r = collector.gc(false).unwrap();
+        assert_eq!(r.blobs_removed, 3, "{r:?}");
+        assert!(!collector.has_blob(&img.manifest.digest));
+    }
+
+    #[test]
+    fn gc_keeps_tagged_and_cached_content() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(dir.path()).unwrap();
+        let img = image(&s, b"tagged");
+        s.tag(&Reference::parse("t").unwrap(), &img.manifest).unwrap();
+        let b = s.put_blob_bytes(b"cached layer").unwrap();
+        s.cache_put(
+            "k",
+            &crate::CacheRecord::with_layer(
+                Descriptor::new(MEDIA_TYPE_LAYER_TAR, b.digest.clone(), b.size),
+                b.digest.clone(),
+            ),
+        )
+        .unwrap();
+        let loose = s.put_blob_bytes(b"loose").unwrap();
+        s.release();
+        let r = s.gc(false).unwrap();
+        assert_eq!(r.blobs_removed, 1);
+        assert_eq!(r.bytes_freed, 5);
+        assert!(!s.has_blob(&loose.digest));
+        assert!(s.has_blob(&b.digest));
+        assert!(s.has_blob(&img.config.digest));
+        s.release();
+        let r = s.gc(true).unwrap();
+        assert_eq!(r.cache_records_removed, 1);
+        assert!(!s.has_blob(&b.digest));
+        assert!(s.has_blob(&img.config.digest));
+    }
+
+    #[test]
+    fn stale_leases_and_their_temp_files_are_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(dir.path()).unwrap();
+        let loose = s.put_blob_bytes(b"x").unwrap();
+        // a lease nobody holds (its process died) protects nothing
+        let stale = dir.path().join("leases/ldead");
+        fs::write(&stale, format!("{}\n", loose.digest)).unwrap();
+        fs::write(dir.path().join("tmp/ldead.1.blob"), b"partial").unwrap();
+        s.release();
+        let r = s.gc(false).unwrap();
+        assert_eq!(r.blobs_removed, 1);
+        assert_eq!(r.temp_removed, 1);
+        assert!(!stale.exists());
+    }
+}

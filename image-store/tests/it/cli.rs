@@ -1,0 +1,192 @@
+//! The CLI subcommands and their JSON documents.
+
+use crate::helpers::{TestStore, busybox_tar, import_busybox, tar_of};
+
+fn redact(v: &mut serde_json::Value) {
+    match v {
+        serde_json::Value::String(s) if s.starts_with("sha256:") => *s = "[digest]".into(),
+        serde_json::Value::Object(m) => {
+            for (k, x) in m.iter_mut() {
+                if k == "created" || k == "size" || k == "bytes" || k == "reclaimable_bytes" {
+                    *x = serde_json::Value::String(format!("[{k}]"));
+                } else {
+                    redact(x);
+                }
+            }
+        }
+        serde_json::Value::Array(a) => a.iter_mut().for_each(redact),
+        _ => {}
+    }
+}
+
+#[test]
+fn import_ls_inspect_config_tag_rm() {
+    let s = TestStore::new();
+    let imp = import_busybox(&s);
+    assert_eq!(imp["reference"], "docker.io/library/busybox:latest");
+    let mut ls = s.json(&["ls"]);
+    assert_eq!(ls["images"][0]["image_id"], imp["image_id"]);
+    redact(&mut ls);
+    insta::assert_json_snapshot!("ls", ls);
+
+    let insp = s.json(&["inspect", "busybox"]);
+    assert_eq!(insp["config"]["config"]["Cmd"], serde_json::json!(["sh"]));
+    assert_eq!(insp["config"]["rootfs"]["diff_ids"].as_array().unwrap().len(), 1);
+    assert_eq!(insp["manifest"]["layers"][0]["mediaType"], "application/vnd.oci.image.layer.v1.tar+gzip");
+    // by image id prefix too
+    let id = imp["image_id"].as_str().unwrap();
+    let by_id = s.json(&["inspect", &id[7..19]]);
+    assert_eq!(by_id["image_id"], imp["image_id"]);
+
+    // config prints the stored canonical config bytes
+    let cfg = s.ok(&["config", "busybox:latest"]);
+    assert!(cfg.starts_with(r#"{"architecture":"#), "{cfg}");
+    assert!(!cfg.trim_end().contains(' ') || cfg.contains("\"created_by\""));
+
+    s.ok(&["tag", "busybox", "localhost:5000/app"]);
+    let refs: Vec<String> = s.json(&["ls"])["images"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["reference"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(refs, ["docker.io/library/busybox:latest", "localhost:5000/app:latest"]);
+    let rm = s.json(&["rm", "busybox"]);
+    assert_eq!(rm["removed"][0], "docker.io/library/busybox:latest");
+    assert_eq!(s.json(&["ls"])["images"].as_array().unwrap().len(), 1);
+    // gc keeps the image still tagged as localhost:5000/app
+    let gc = s.json(&["gc"]);
+    assert_eq!(gc["blobs_removed"], 0);
+    s.ok(&["rm", "localhost:5000/app"]);
+    let gc = s.json(&["gc"]);
+    assert_eq!(gc["blobs_removed"], 3);
+    assert!(gc["bytes_freed"].as_u64().unwrap() > 1_000_000);
+    s.fsck_clean();
+}
+
+#[test]
+fn exit_codes_and_error_lines() {
+    let s = TestStore::new();
+    let o = s.run(&["inspect", "nope"]);
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.starts_with("image-store: error: image docker.io/library/nope:latest not found"), "{err}");
+    let o = s.run(&["tag", "a", "Bad/Name"]);
+    assert_eq!(o.status.code(), Some(2));
+    let o = s.run(&["import", "/nonexistent/x.tar", "-t", "x"]);
+    assert_eq!(o.status.code(), Some(1));
+    let o = s.run(&["frobnicate"]);
+    assert_eq!(o.status.code(), Some(2));
+    let o = s.run_stdin(&["import", "-", "-t", "x"], b"not a tar at all, really not");
+    assert_eq!(o.status.code(), Some(2), "{}", String::from_utf8_lossy(&o.stderr));
+}
+
+#[test]
+fn df_reports_usage() {
+    let s = TestStore::new();
+    import_busybox(&s);
+    let mut df = s.json(&["df"]);
+    assert_eq!(df["blobs"]["count"], 3);
+    assert!(df["blobs"]["bytes"].as_u64().unwrap() > 1_000_000);
+    assert_eq!(df["blobs"]["reclaimable_bytes"], 0);
+    redact(&mut df);
+    insta::assert_json_snapshot!("df", df);
+}
+
+#[test]
+fn import_from_stdin_gzip_and_directory_and_platform() {
+    let s = TestStore::new();
+    let tar = tar_of(&[("etc/", b""), ("etc/hello", b"hi\n")]);
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    std::io::Write::write_all(&mut gz, &tar).unwrap();
+    let gz = gz.finish().unwrap();
+    let a = s.run_stdin(&["--json", "import", "-", "-t", "plain"], &tar);
+    assert!(a.status.success());
+    let b = s.run_stdin(&["--json", "import", "-", "-t", "gz", "--platform", "linux/arm64/v8"], &gz);
+    assert!(b.status.success());
+    let zst = zstd::encode_all(&tar[..], 3).unwrap();
+    assert!(s.run_stdin(&["import", "-", "-t", "zst"], &zst).status.success());
+    // same content, same diff_id whatever the input compression
+    let d = |r: &str| s.json(&["inspect", r])["config"]["rootfs"]["diff_ids"][0].clone();
+    assert_eq!(d("plain"), d("gz"));
+    assert_eq!(d("plain"), d("zst"));
+    let cfg = s.json(&["inspect", "gz"])["config"].clone();
+    assert_eq!((cfg["os"].as_str(), cfg["architecture"].as_str()), (Some("linux"), Some("arm64")));
+    assert_eq!(cfg["variant"], "v8");
+    // a directory goes through layer-pack
+    let dir = s.path("rootfs");
+    std::fs::create_dir_all(dir.join("etc")).unwrap();
+    std::fs::write(dir.join("etc/hello"), "hi\n").unwrap();
+    s.ok(&["import", dir.to_str().unwrap(), "-t", "fromdir", "-c", "ENV A=1", "-c", "WORKDIR /w"]);
+    let c = s.json(&["inspect", "fromdir"])["config"]["config"].clone();
+    assert_eq!(c["Env"], serde_json::json!(["A=1"]));
+    assert_eq!(c["WorkingDir"], "/w");
+    // a tar with `..` is refused
+    let evil = tar_of(&[("../evil", b"x")]);
+    let o = s.run_stdin(&["import", "-", "-t", "evil"], &evil);
+    assert_eq!(o.status.code(), Some(2));
+    s.fsck_clean();
+}
+
+#[test]
+fn commit_layers_from_stdin_on_a_base() {
+    let s = TestStore::new();
+    import_busybox(&s);
+    // a layer made by the library (as layer-pack --store would)
+    let store = image_store::Store::open(&s.root).unwrap();
+    let layer = store
+        .ingest_tar_layer(&tar_of(&[("app/", b""), ("app/run", b"echo hi\n")])[..])
+        .unwrap();
+    drop(store);
+    let doc = serde_json::json!({"version": 1, "media_type": layer.media_type, "digest": layer.digest,
+        "diff_id": layer.diff_id, "size": layer.size});
+    let o = s.run_stdin(
+        &["--json", "commit", "--base", "busybox", "-t", "mine:1", "-c", r#"CMD ["/app/run"]"#],
+        doc.to_string().as_bytes(),
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let out: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(out["reference"], "docker.io/library/mine:1");
+    let i = s.json(&["inspect", "mine:1"]);
+    assert_eq!(i["image_id"], out["image_id"]);
+    assert_eq!(i["manifest"]["layers"].as_array().unwrap().len(), 2);
+    assert_eq!(i["config"]["rootfs"]["diff_ids"][1], serde_json::json!(layer.diff_id));
+    assert_eq!(i["config"]["config"]["Cmd"], serde_json::json!(["/app/run"]));
+    assert_eq!(i["config"]["history"].as_array().unwrap().len(), 2);
+    // lowers: top first
+    let lowers = s.json(&["lowers", "mine:1"])["lowers"].clone();
+    let l: Vec<&str> = lowers.as_array().unwrap().iter().map(|x| x.as_str().unwrap()).collect();
+    assert_eq!(l.len(), 2);
+    assert!(l[0].contains(layer.diff_id.hex()), "{l:?}");
+    assert!(std::path::Path::new(l[0]).join("app/run").is_file());
+    assert!(std::path::Path::new(l[1]).join("bin/busybox").is_file());
+    // config-only commit from scratch with no layers, and a missing layer is refused
+    let o = s.run_stdin(&["commit", "-t", "empty", "-c", "LABEL a=b"], b"");
+    assert!(o.status.success());
+    let bogus = serde_json::json!({"media_type": "application/vnd.oci.image.layer.v1.tar",
+        "digest": format!("sha256:{}", "0".repeat(64)), "diff_id": format!("sha256:{}", "0".repeat(64)), "size": 1});
+    let o = s.run_stdin(&["commit", "-t", "bad"], bogus.to_string().as_bytes());
+    assert_eq!(o.status.code(), Some(1));
+    s.fsck_clean();
+}
+
+#[test]
+fn import_is_reproducible_with_source_date_epoch() {
+    let a = TestStore::new();
+    let b = TestStore::new();
+    let ids: Vec<String> = [&a, &b]
+        .iter()
+        .map(|s| {
+            let o = s
+                .cmd(&["--json", "import", busybox_tar().to_str().unwrap(), "-t", "bb"])
+                .env("SOURCE_DATE_EPOCH", "0")
+                .output()
+                .unwrap();
+            assert!(o.status.success());
+            let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+            v["manifest_digest"].as_str().unwrap().to_string()
+        })
+        .collect();
+    assert_eq!(ids[0], ids[1]);
+}
