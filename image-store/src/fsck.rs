@@ -319,9 +319,17 @@ mod tests {
             ..ImageConfig::default()
         };
         let img = s
-            .write_image(&cfg, &[Descriptor::new(MEDIA_TYPE_LAYER_TAR, b.digest.clone(), b.size)])
+            .write_image(
+                &cfg,
+                &[Descriptor::new(
+                    MEDIA_TYPE_LAYER_TAR,
+                    b.digest.clone(),
+                    b.size,
+                )],
+            )
             .unwrap();
-        s.tag(&Reference::parse("x").unwrap(), &img.manifest).unwrap();
+        s.tag(&Reference::parse("x").unwrap(), &img.manifest)
+            .unwrap();
         let clean = s.fsck(false).unwrap();
         assert!(clean.ok, "{clean:?}");
         assert_eq!(clean.blobs_checked, 3);

@@ -225,8 +225,11 @@ mod tests {
             },
             ..ImageConfig::default()
         };
-        s.write_image(&cfg, &[Descriptor::new(MEDIA_TYPE_LAYER_TAR, b.digest, b.size)])
-            .unwrap()
+        s.write_image(
+            &cfg,
+            &[Descriptor::new(MEDIA_TYPE_LAYER_TAR, b.digest, b.size)],
+        )
+        .unwrap()
     }
 
     #[test]
@@ -255,7 +258,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let s = Store::open(dir.path()).unwrap();
         let img = image(&s, b"tagged");
-        s.tag(&Reference::parse("t").unwrap(), &img.manifest).unwrap();
+        s.tag(&Reference::parse("t").unwrap(), &img.manifest)
+            .unwrap();
         let b = s.put_blob_bytes(b"cached layer").unwrap();
         s.cache_put(
             "k",

@@ -31,8 +31,17 @@ fn import_ls_inspect_config_tag_rm() {
 
     let insp = s.json(&["inspect", "busybox"]);
     assert_eq!(insp["config"]["config"]["Cmd"], serde_json::json!(["sh"]));
-    assert_eq!(insp["config"]["rootfs"]["diff_ids"].as_array().unwrap().len(), 1);
-    assert_eq!(insp["manifest"]["layers"][0]["mediaType"], "application/vnd.oci.image.layer.v1.tar+gzip");
+    assert_eq!(
+        insp["config"]["rootfs"]["diff_ids"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_eq!(
+        insp["manifest"]["layers"][0]["mediaType"],
+        "application/vnd.oci.image.layer.v1.tar+gzip"
+    );
     // by image id prefix too
     let id = imp["image_id"].as_str().unwrap();
     let by_id = s.json(&["inspect", &id[7..19]]);
@@ -50,7 +59,13 @@ fn import_ls_inspect_config_tag_rm() {
         .iter()
         .map(|i| i["reference"].as_str().unwrap().to_string())
         .collect();
-    assert_eq!(refs, ["docker.io/library/busybox:latest", "localhost:5000/app:latest"]);
+    assert_eq!(
+        refs,
+        [
+            "docker.io/library/busybox:latest",
+            "localhost:5000/app:latest"
+        ]
+    );
     let rm = s.json(&["rm", "busybox"]);
     assert_eq!(rm["removed"][0], "docker.io/library/busybox:latest");
     assert_eq!(s.json(&["ls"])["images"].as_array().unwrap().len(), 1);
@@ -71,7 +86,10 @@ fn exit_codes_and_error_lines() {
     assert_eq!(o.status.code(), Some(2));
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(err.lines().count(), 1, "{err}");
-    assert!(err.starts_with("image-store: error: image docker.io/library/nope:latest not found"), "{err}");
+    assert!(
+        err.starts_with("image-store: error: image docker.io/library/nope:latest not found"),
+        "{err}"
+    );
     let o = s.run(&["tag", "a", "Bad/Name"]);
     assert_eq!(o.status.code(), Some(2));
     let o = s.run(&["import", "/nonexistent/x.tar", "-t", "x"]);
@@ -79,7 +97,12 @@ fn exit_codes_and_error_lines() {
     let o = s.run(&["frobnicate"]);
     assert_eq!(o.status.code(), Some(2));
     let o = s.run_stdin(&["import", "-", "-t", "x"], b"not a tar at all, really not");
-    assert_eq!(o.status.code(), Some(2), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        o.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
 }
 
 #[test]
@@ -103,22 +126,49 @@ fn import_from_stdin_gzip_and_directory_and_platform() {
     let gz = gz.finish().unwrap();
     let a = s.run_stdin(&["--json", "import", "-", "-t", "plain"], &tar);
     assert!(a.status.success());
-    let b = s.run_stdin(&["--json", "import", "-", "-t", "gz", "--platform", "linux/arm64/v8"], &gz);
+    let b = s.run_stdin(
+        &[
+            "--json",
+            "import",
+            "-",
+            "-t",
+            "gz",
+            "--platform",
+            "linux/arm64/v8",
+        ],
+        &gz,
+    );
     assert!(b.status.success());
     let zst = zstd::encode_all(&tar[..], 3).unwrap();
-    assert!(s.run_stdin(&["import", "-", "-t", "zst"], &zst).status.success());
+    assert!(
+        s.run_stdin(&["import", "-", "-t", "zst"], &zst)
+            .status
+            .success()
+    );
     // same content, same diff_id whatever the input compression
     let d = |r: &str| s.json(&["inspect", r])["config"]["rootfs"]["diff_ids"][0].clone();
     assert_eq!(d("plain"), d("gz"));
     assert_eq!(d("plain"), d("zst"));
     let cfg = s.json(&["inspect", "gz"])["config"].clone();
-    assert_eq!((cfg["os"].as_str(), cfg["architecture"].as_str()), (Some("linux"), Some("arm64")));
+    assert_eq!(
+        (cfg["os"].as_str(), cfg["architecture"].as_str()),
+        (Some("linux"), Some("arm64"))
+    );
     assert_eq!(cfg["variant"], "v8");
     // a directory goes through layer-pack
     let dir = s.path("rootfs");
     std::fs::create_dir_all(dir.join("etc")).unwrap();
     std::fs::write(dir.join("etc/hello"), "hi\n").unwrap();
-    s.ok(&["import", dir.to_str().unwrap(), "-t", "fromdir", "-c", "ENV A=1", "-c", "WORKDIR /w"]);
+    s.ok(&[
+        "import",
+        dir.to_str().unwrap(),
+        "-t",
+        "fromdir",
+        "-c",
+        "ENV A=1",
+        "-c",
+        "WORKDIR /w",
+    ]);
     let c = s.json(&["inspect", "fromdir"])["config"]["config"].clone();
     assert_eq!(c["Env"], serde_json::json!(["A=1"]));
     assert_eq!(c["WorkingDir"], "/w");
@@ -142,7 +192,16 @@ fn commit_layers_from_stdin_on_a_base() {
     let doc = serde_json::json!({"version": 1, "media_type": layer.media_type, "digest": layer.digest,
         "diff_id": layer.diff_id, "size": layer.size});
     let o = s.run_stdin(
-        &["--json", "commit", "--base", "busybox", "-t", "mine:1", "-c", r#"CMD ["/app/run"]"#],
+        &[
+            "--json",
+            "commit",
+            "--base",
+            "busybox",
+            "-t",
+            "mine:1",
+            "-c",
+            r#"CMD ["/app/run"]"#,
+        ],
         doc.to_string().as_bytes(),
     );
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
@@ -151,12 +210,23 @@ fn commit_layers_from_stdin_on_a_base() {
     let i = s.json(&["inspect", "mine:1"]);
     assert_eq!(i["image_id"], out["image_id"]);
     assert_eq!(i["manifest"]["layers"].as_array().unwrap().len(), 2);
-    assert_eq!(i["config"]["rootfs"]["diff_ids"][1], serde_json::json!(layer.diff_id));
-    assert_eq!(i["config"]["config"]["Cmd"], serde_json::json!(["/app/run"]));
+    assert_eq!(
+        i["config"]["rootfs"]["diff_ids"][1],
+        serde_json::json!(layer.diff_id)
+    );
+    assert_eq!(
+        i["config"]["config"]["Cmd"],
+        serde_json::json!(["/app/run"])
+    );
     assert_eq!(i["config"]["history"].as_array().unwrap().len(), 2);
     // lowers: top first
     let lowers = s.json(&["lowers", "mine:1"])["lowers"].clone();
-    let l: Vec<&str> = lowers.as_array().unwrap().iter().map(|x| x.as_str().unwrap()).collect();
+    let l: Vec<&str> = lowers
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_str().unwrap())
+        .collect();
     assert_eq!(l.len(), 2);
     assert!(l[0].contains(layer.diff_id.hex()), "{l:?}");
     assert!(std::path::Path::new(l[0]).join("app/run").is_file());
@@ -179,7 +249,13 @@ fn import_is_reproducible_with_source_date_epoch() {
         .iter()
         .map(|s| {
             let o = s
-                .cmd(&["--json", "import", busybox_tar().to_str().unwrap(), "-t", "bb"])
+                .cmd(&[
+                    "--json",
+                    "import",
+                    busybox_tar().to_str().unwrap(),
+                    "-t",
+                    "bb",
+                ])
                 .env("SOURCE_DATE_EPOCH", "0")
                 .output()
                 .unwrap();

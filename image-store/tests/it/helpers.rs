@@ -8,7 +8,8 @@ use serde_json::Value;
 
 pub fn bin() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_image-store"));
-    c.env_remove("PELAGOS_STORE").env_remove("SOURCE_DATE_EPOCH");
+    c.env_remove("PELAGOS_STORE")
+        .env_remove("SOURCE_DATE_EPOCH");
     c
 }
 
@@ -57,7 +58,11 @@ impl TestStore {
     /// Runs and asserts success; returns stdout.
     pub fn ok(&self, args: &[&str]) -> String {
         let o = self.run(args);
-        assert!(o.status.success(), "{args:?} failed: {}", String::from_utf8_lossy(&o.stderr));
+        assert!(
+            o.status.success(),
+            "{args:?} failed: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
         String::from_utf8(o.stdout).unwrap()
     }
 
@@ -131,7 +136,10 @@ pub fn import_busybox(s: &TestStore) -> Value {
 }
 
 pub fn run_tool(cmd: &str, args: &[&str]) -> Output {
-    let o = Command::new(cmd).args(args).output().unwrap_or_else(|e| panic!("{cmd}: {e}"));
+    let o = Command::new(cmd)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("{cmd}: {e}"));
     assert!(
         o.status.success(),
         "{cmd} {args:?} failed: {}{}",

@@ -1,0 +1,196 @@
+//! Every blob from outside is verified before it becomes visible; a mismatch names the blob and
+//! tags nothing.
+
+use std::fs;
+use std::path::Path;
+
+use crate::helpers::{TestStore, run_tool, tar_of};
+
+/// A one-layer image exported as an OCI dir; returns (dir, layer digest hex).
+fn small_oci_dir(s: &TestStore) -> (std::path::PathBuf, String) {
+    let tar = tar_of(&[("etc/", b""), ("etc/data", &[7u8; 4096][..])]);
+    assert!(
+        s.run_stdin(&["import", "-", "-t", "small"], &tar)
+            .status
+            .success()
+    );
+    let dir = s.path("layout");
+    s.ok(&[
+        "export",
+        "small",
+        "--format",
+        "oci-dir",
+        "-o",
+        dir.to_str().unwrap(),
+    ]);
+    let layer = s.json(&["inspect", "small"])["manifest"]["layers"][0]["digest"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches("sha256:")
+        .to_string();
+    (dir, layer)
+}
+
+fn flip_last_byte(p: &Path) {
+    let mut b = fs::read(p).unwrap();
+    let last = b.len() - 1;
+    b[last] ^= 0xff;
+    fs::write(p, b).unwrap();
+}
+
+fn assert_nothing_loaded(t: &TestStore, hex: &str) {
+    if t.root.exists() {
+        assert!(t.json(&["ls"])["images"].as_array().unwrap().is_empty());
+        assert!(!t.root.join("blobs/sha256").join(hex).exists());
+        t.fsck_clean();
+    }
+}
+
+#[test]
+fn corrupt_blob_in_oci_dir_is_refused() {
+    let s = TestStore::new();
+    let (dir, layer) = small_oci_dir(&s);
+    flip_last_byte(&dir.join("blobs/sha256").join(&layer));
+    let t = TestStore::new();
+    let o = t.run(&["load", dir.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains(&layer) && err.contains("digest mismatch"),
+        "{err}"
+    );
+    assert_nothing_loaded(&t, &layer);
+}
+
+#[test]
+fn corrupt_blob_in_oci_tar_is_refused() {
+    let s = TestStore::new();
+    let (dir, layer) = small_oci_dir(&s);
+    flip_last_byte(&dir.join("blobs/sha256").join(&layer));
+    let tar = s.path("bad.tar");
+    run_tool(
+        "tar",
+        &[
+            "-cf",
+            tar.to_str().unwrap(),
+            "-C",
+            dir.to_str().unwrap(),
+            ".",
+        ],
+    );
+    let t = TestStore::new();
+    let o = t.run(&["load", tar.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains(&layer));
+    assert_nothing_loaded(&t, &layer);
+}
+
+#[test]
+fn wrong_size_in_descriptor_is_refused() {
+    let s = TestStore::new();
+    let (dir, _) = small_oci_dir(&s);
+    // make index.json claim a wrong manifest size
+    let p = dir.join("index.json");
+    let mut idx: serde_json::Value = serde_json::from_slice(&fs::read(&p).unwrap()).unwrap();
+    let size = idx["manifests"][0]["size"].as_u64().unwrap();
+    idx["manifests"][0]["size"] = (size + 1).into();
+    fs::write(&p, serde_json::to_vec(&idx).unwrap()).unwrap();
+    let t = TestStore::new();
+    let o = t.run(&["load", dir.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("size mismatch"));
+}
+
+#[test]
+fn tampered_docker_archive_layer_is_refused() {
+    let s = TestStore::new();
+    let tar = tar_of(&[("etc/", b""), ("etc/data", &[7u8; 4096][..])]);
+    assert!(
+        s.run_stdin(&["import", "-", "-t", "small"], &tar)
+            .status
+            .success()
+    );
+    let d = s.path("d.tar");
+    s.ok(&[
+        "export",
+        "small",
+        "--format",
+        "docker",
+        "-o",
+        d.to_str().unwrap(),
+    ]);
+    let x = s.path("x");
+    fs::create_dir(&x).unwrap();
+    run_tool(
+        "tar",
+        &["-xf", d.to_str().unwrap(), "-C", x.to_str().unwrap()],
+    );
+    // good archive loads
+    let t = TestStore::new();
+    t.ok(&["load", d.to_str().unwrap()]);
+    // change one byte of the file data inside layer.tar
+    let layer = fs::read_dir(&x)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.is_dir())
+        .unwrap()
+        .join("layer.tar");
+    let mut b = fs::read(&layer).unwrap();
+    let pos = b.windows(16).position(|w| w == [7u8; 16]).unwrap();
+    b[pos] = 8;
+    fs::write(&layer, b).unwrap();
+    let bad = s.path("bad.tar");
+    run_tool(
+        "tar",
+        &["-cf", bad.to_str().unwrap(), "-C", x.to_str().unwrap(), "."],
+    );
+    let t2 = TestStore::new();
+    let o = t2.run(&["load", bad.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("layer.tar") && err.contains("digest mismatch"),
+        "{err}"
+    );
+    assert!(t2.json(&["ls"])["images"].as_array().unwrap().is_empty());
+    // a config that does not hash to its name
+    let cfg = fs::read_dir(&x)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|e| e == "json") && !p.ends_with("manifest.json"))
+        .unwrap();
+    let text = fs::read_to_string(&cfg)
+        .unwrap()
+        .replace("\"os\":\"linux\"", "\"os\":\"linux\" ");
+    fs::write(&cfg, text).unwrap();
+    run_tool(
+        "tar",
+        &["-cf", bad.to_str().unwrap(), "-C", x.to_str().unwrap(), "."],
+    );
+    let o = t2.run(&["load", bad.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+}
+
+#[test]
+fn put_blob_with_expected_digest_verifies_streaming_input() {
+    let s = TestStore::new();
+    let store = image_store::Store::open(&s.root).unwrap();
+    let good = image_store::Digest::of(b"payload");
+    // a registry-like streaming ingest: wrong bytes, right length
+    let e = store
+        .put_blob(&b"PAYLOAD"[..], Some((&good, 7)))
+        .unwrap_err();
+    assert!(e.to_string().contains(good.as_str()), "{e}");
+    assert!(!store.has_blob(&good));
+    // too long is caught while streaming
+    let e = store
+        .put_blob(&b"payload and more"[..], Some((&good, 7)))
+        .unwrap_err();
+    assert!(
+        matches!(e, image_store::StoreError::SizeMismatch { .. }),
+        "{e}"
+    );
+    let info = store.put_blob(&b"payload"[..], Some((&good, 7))).unwrap();
+    assert_eq!(info.digest, good);
+    assert_eq!(fs::read_dir(store.tmp_dir()).unwrap().count(), 0);
+}
