@@ -259,7 +259,7 @@ impl Ctx<'_> {
                         }
                     }),
                 };
-                let command = Self::command(name, a, at, false)?;
+                let command = Self::command(name, a, at, kw, false)?;
                 Ok(Kind::Run {
                     command,
                     heredocs: to_heredocs(bodies),
@@ -270,7 +270,7 @@ impl Ctx<'_> {
             }
             "CMD" | "ENTRYPOINT" => {
                 parse_flags(sc, &[], name)?;
-                let command = Self::command(name, a, at, true)?;
+                let command = Self::command(name, a, at, kw, true)?;
                 Ok(if name == "CMD" {
                     Kind::Cmd { command }
                 } else {
@@ -413,14 +413,14 @@ impl Ctx<'_> {
     }
 
     /// Shell or exec form of RUN/CMD/ENTRYPOINT (`parseMaybeJSON`).
-    fn command(name: &str, a: &str, at: usize, empty_json_ok: bool) -> Res<Command> {
+    fn command(name: &str, a: &str, at: usize, kw: usize, empty_json_ok: bool) -> Res<Command> {
         match words::parse_json(a) {
             Json::Strings(v) if v.is_empty() && !empty_json_ok => {
-                Err(args_err(name, "requires at least one argument", at))
+                Err(args_err(name, "requires at least one argument", kw))
             }
             Json::Strings(v) => Ok(Command::Exec(v)),
             Json::NotStrings => Err(not_strings(at)),
-            Json::No if a.is_empty() => Err(args_err(name, "requires at least one argument", at)),
+            Json::No if a.is_empty() => Err(args_err(name, "requires at least one argument", kw)),
             Json::No => Ok(Command::Shell(a.to_owned())),
         }
     }
