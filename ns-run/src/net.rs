@@ -142,12 +142,29 @@ pub(crate) fn start(
             let tool = "pasta";
             let mut cmd = Command::new(tool);
             cmd.arg("--config-net").arg("--foreground").arg("--quiet");
-            if !rootless {
-                cmd.arg("--runas").arg("0");
-            }
             // No port forwarding from the host into the namespace or back.
             cmd.args(["-t", "none", "-u", "none", "-T", "none", "-U", "none"]);
-            cmd.arg(pid.to_string());
+            let ns_fd;
+            if rootless {
+                // pasta joins the namespace's user namespace, which this user owns.
+                cmd.arg(pid.to_string());
+            } else {
+                // As root pasta drops capabilities before joining, so it may not open another
+                // root process's /proc/PID/ns/net: hand it an open descriptor instead.
+                ns_fd = std::fs::File::open(format!("/proc/{pid}/ns/net"))
+                    .map_err(|e| net_err(tool, format!("open netns: {e}")))?;
+                let raw = ns_fd.as_raw_fd();
+                cmd.args(["--runas", "0", "--netns", "/proc/self/fd/3"]);
+                // SAFETY: only dup2 (async-signal-safe) between fork and exec.
+                unsafe {
+                    std::os::unix::process::CommandExt::pre_exec(&mut cmd, move || {
+                        if libc::dup2(raw, 3) < 0 {
+                            return Err(io::Error::last_os_error());
+                        }
+                        Ok(())
+                    });
+                }
+            }
             cmd.stdin(Stdio::null())
                 .stdout(Stdio::null())
                 .stderr(Stdio::piped());

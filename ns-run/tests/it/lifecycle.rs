@@ -1,0 +1,167 @@
+//! Cleanup on every exit path, leftovers of killed runs, signals, concurrent library calls.
+use super::{BIN, busybox, sh, work_root};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+fn entries(d: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(d)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
+}
+
+fn host_mounts_mention(p: &Path) -> bool {
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap()
+        .contains(p.to_str().unwrap())
+}
+
+#[test]
+#[ignore = "needs root: namespaces and overlayfs"]
+fn finished_run_leaves_only_the_upper() {
+    let w = work_root();
+    let r = sh(w.path(), &[], "true");
+    let up = r.upper();
+    let run_dir = up.parent().unwrap();
+    assert_eq!(
+        entries(w.path()),
+        [run_dir.file_name().unwrap().to_string_lossy()]
+    );
+    assert_eq!(entries(run_dir), ["upper"]);
+    // failed setup: nothing at all is left
+    let w2 = work_root();
+    let r = sh(w2.path(), &["-u", "ghost"], "true");
+    assert_eq!(r.code, 1);
+    assert!(entries(w2.path()).is_empty(), "{:?}", entries(w2.path()));
+    assert!(!host_mounts_mention(w.path()));
+}
+
+#[test]
+#[ignore = "needs root: namespaces and overlayfs"]
+fn killed_ns_run_leaves_removable_leftovers_and_no_mounts() {
+    let w = work_root();
+    let mut ch = Command::new(BIN)
+        .arg("--work-root")
+        .arg(w.path())
+        .arg("--lower")
+        .arg(busybox())
+        .args(["--", "sh", "-c", "touch /started; sleep 30"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // wait until the command runs
+    let t0 = std::time::Instant::now();
+    while !std::fs::read_dir(w.path())
+        .unwrap()
+        .flatten()
+        .any(|e| e.path().join("upper/started").exists())
+    {
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "command never started"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    ch.kill().unwrap();
+    ch.wait().unwrap();
+    // the container died with ns-run (PDEATHSIG), its mounts with its mount namespace
+    std::thread::sleep(Duration::from_millis(200));
+    let ps = Command::new("pgrep")
+        .args(["-f", "sleep 30"])
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&ps.stdout).trim().is_empty(),
+        "container still running"
+    );
+    assert!(!host_mounts_mention(w.path()));
+    assert_eq!(entries(w.path()).len(), 2, "{:?}", entries(w.path()));
+    assert_eq!(ns_run::sweep(w.path()).unwrap(), 1);
+    assert!(entries(w.path()).is_empty());
+}
+
+#[test]
+#[ignore = "needs root: namespaces and overlayfs"]
+fn sigterm_is_forwarded_and_cleanup_runs() {
+    let w = work_root();
+    let ch = Command::new(BIN)
+        .arg("--work-root")
+        .arg(w.path())
+        .arg("--lower")
+        .arg(busybox())
+        .args(["--", "sh", "-c", "touch /started; sleep 30"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let t0 = std::time::Instant::now();
+    while !std::fs::read_dir(w.path())
+        .unwrap()
+        .flatten()
+        .any(|e| e.path().join("upper/started").exists())
+    {
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "command never started"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(ch.id() as i32, libc::SIGTERM) };
+    let o = ch.wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(143));
+    let j: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(j["exit_code"], 143);
+    let names = entries(w.path());
+    assert_eq!(names.len(), 1, "{names:?}");
+    assert!(!names[0].ends_with(".lock"));
+}
+
+#[test]
+#[ignore = "needs root: namespaces and overlayfs"]
+fn library_runs_concurrently_from_threads() {
+    let w = work_root();
+    let results: Vec<_> = std::thread::scope(|s| {
+        let hs: Vec<_> = (0..4)
+            .map(|i| {
+                let root = w.path().to_path_buf();
+                s.spawn(move || {
+                    let (r, wr) = rustix::pipe::pipe().unwrap();
+                    let spec = ns_run::RunSpec {
+                        lowers: vec![busybox().to_path_buf()],
+                        work_root: Some(root),
+                        argv: vec![
+                            "sh".into(),
+                            "-c".into(),
+                            format!("echo {i} > /n; echo out{i}; exit {i}"),
+                        ],
+                        stdout: ns_run::Output::Fd(wr),
+                        stderr: ns_run::Output::Null,
+                        helper: Some(BIN.into()),
+                        ..Default::default()
+                    };
+                    let res = ns_run::run(&spec).unwrap();
+                    drop(spec);
+                    let mut out = String::new();
+                    std::io::Read::read_to_string(&mut std::fs::File::from(r), &mut out).unwrap();
+                    (i, res, out)
+                })
+            })
+            .collect();
+        hs.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    for (i, res, out) in results {
+        assert_eq!(res.exit_code, i);
+        assert_eq!(out, format!("out{i}\n"));
+        assert_eq!(
+            std::fs::read_to_string(res.upper.join("n")).unwrap(),
+            format!("{i}\n")
+        );
+        ns_run::remove_tree(res.upper.parent().unwrap()).unwrap();
+    }
+}

@@ -1,0 +1,75 @@
+//! RUN --mount: bind, cache, tmpfs, secret; none leaves a trace in the upper dir.
+use super::{sh, tree, work_root};
+
+#[test]
+#[ignore = "needs root: namespaces and overlayfs"]
+fn mounts_work_and_leave_no_trace() {
+    let w = work_root();
+    let src = w.path().join("src");
+    std::fs::create_dir(&src).unwrap();
+    std::fs::write(src.join("in.txt"), "hello").unwrap();
+    let cache = w.path().join("cache");
+    std::fs::create_dir(&cache).unwrap();
+    let secret = w.path().join("secret");
+    std::fs::write(&secret, "s3cr3t").unwrap();
+    let m1 = format!("type=bind,source={},target=/mnt/src", src.display());
+    let m2 = format!(
+        "type=cache,source={},target=/root/.cache/x",
+        cache.display()
+    );
+    let m3 = "type=tmpfs,target=/scratch,size=1048576".to_string();
+    let m4 = format!(
+        "type=secret,source={},target=/run/secrets/tok,uid=1000,mode=0440",
+        secret.display()
+    );
+    let r = sh(
+        w.path(),
+        &[
+            "--mount", &m1, "--mount", &m2, "--mount", &m3, "--mount", &m4,
+        ],
+        "cat /mnt/src/in.txt; echo; touch /mnt/src/no 2>/dev/null || echo ro; \
+         echo c > /root/.cache/x/c; echo t > /scratch/t; \
+         cat /run/secrets/tok; echo; stat -c '%a %u' /run/secrets/tok; \
+         echo done > /result",
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(r.stderr, "hello\nro\ns3cr3t\n440 1000\n");
+    assert_eq!(std::fs::read_to_string(cache.join("c")).unwrap(), "c\n");
+    // /root exists in the base: its stand-in in the private layer kept it out of the upper
+    assert_eq!(tree(&r.upper()), ["result"]);
+}
+
+#[test]
+#[ignore = "needs root: namespaces and overlayfs"]
+fn rw_bind_writes_through() {
+    let w = work_root();
+    let src = w.path().join("src");
+    std::fs::create_dir(&src).unwrap();
+    let m = format!("type=bind,source={},target=/mnt/src,rw", src.display());
+    let r = sh(w.path(), &["--mount", &m], "echo w > /mnt/src/f");
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(std::fs::read_to_string(src.join("f")).unwrap(), "w\n");
+    assert_eq!(tree(&r.upper()), Vec::<String>::new());
+}
+
+#[test]
+#[ignore = "needs root: namespaces and overlayfs"]
+fn mount_target_through_symlink_stays_in_root() {
+    let w = work_root();
+    let low = w.path().join("low");
+    std::fs::create_dir_all(low.join("var")).unwrap();
+    std::os::unix::fs::symlink("/../../../../tmp-escape", low.join("var/run")).unwrap();
+    let r = super::ns(
+        w.path(),
+        &[
+            "--lower",
+            low.to_str().unwrap(),
+            "--mount",
+            "type=tmpfs,target=/var/run/x",
+        ],
+        &["sh", "-c", "ls -d /tmp-escape/x"],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(r.stderr, "/tmp-escape/x\n");
+    assert!(!std::path::Path::new("/tmp-escape").exists());
+}
