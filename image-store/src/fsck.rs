@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use crate::digest::Digest;
 use crate::error::{IoContext, Result};
-use crate::gc::{clean_temp, scan_leases};
+use crate::gc::{clean_temp, scan_leases, temp_owner_live};
 use crate::oci::{ANNOTATION_REF_NAME, ImageConfig, Manifest, from_json};
 use crate::reference::Reference;
 use crate::snapshots::SnapshotMeta;
@@ -232,7 +232,7 @@ impl Store {
         drop(_g);
 
         // temp files of dead owners (never a problem: a killed process leaves them)
-        let (live, _) = scan_leases(self, repair)?;
+        scan_leases(self, repair)?;
         let tdir = self.tmp_dir();
         let mut own = HashSet::new();
         if let Ok(id) = self.lease_id() {
@@ -241,15 +241,12 @@ impl Store {
         for e in fs::read_dir(&tdir).ctx("read dir", &tdir)? {
             let e = e.ctx("read dir", &tdir)?;
             let name = e.file_name().to_string_lossy().into_owned();
-            let owner = temp_owner(&name);
-            if !live.contains(owner) && !own.contains(owner) {
+            if !own.contains(temp_owner(&name)) && !temp_owner_live(self, &name) {
                 r.stale_temp += 1;
             }
         }
         if repair {
-            let mut keep = live;
-            keep.extend(own);
-            clean_temp(self, &keep)?;
+            clean_temp(self, &own)?;
         }
         r.ok = r.problems.iter().all(|p| p.repaired);
         Ok(r)

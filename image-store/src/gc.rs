@@ -65,14 +65,23 @@ pub(crate) fn scan_leases(
     Ok((live, digests))
 }
 
-/// Removes temp entries whose owner lease is not live. Returns (count, bytes).
-pub(crate) fn clean_temp(store: &Store, live: &HashSet<String>) -> Result<(u64, u64)> {
+/// Whether the owner of temp entry `name` is alive, checked now (a lease taken after any earlier
+/// scan counts).
+pub(crate) fn temp_owner_live(store: &Store, name: &str) -> bool {
+    let owner = temp_owner(name);
+    lease_is_live(&store.root().join("leases").join(owner))
+        || (name.ends_with(".lease") && lease_is_live(&store.tmp_dir().join(name)))
+}
+
+/// Removes temp entries whose owner lease is not live (checked per entry, at that moment) and
+/// not in `keep`. Returns (count, bytes).
+pub(crate) fn clean_temp(store: &Store, keep: &HashSet<String>) -> Result<(u64, u64)> {
     let dir = store.tmp_dir();
     let (mut n, mut bytes) = (0, 0);
     for e in fs::read_dir(&dir).ctx("read dir", &dir)? {
         let e = e.ctx("read dir", &dir)?;
         let name = e.file_name().to_string_lossy().into_owned();
-        if live.contains(temp_owner(&name)) {
+        if keep.contains(temp_owner(&name)) || temp_owner_live(store, &name) {
             continue;
         }
         let p = e.path();
@@ -163,7 +172,7 @@ impl Store {
             report.cache_records_removed = self.cache_clear()? as u64;
         }
         let index = self.read_index()?;
-        let (live, leased) = scan_leases(self, true)?;
+        let (_, leased) = scan_leases(self, true)?;
         let (blobs, snaps) = reachable(self, &index, &leased);
         let trash = self.tmp_dir();
         let mut doomed_snapshots = Vec::new();
@@ -201,7 +210,7 @@ impl Store {
                 report.snapshots_removed += 1;
             }
         }
-        let (n, bytes) = clean_temp(self, &live)?;
+        let (n, bytes) = clean_temp(self, &HashSet::new())?;
         report.temp_removed = n;
         report.bytes_freed += bytes;
         Ok(report)
