@@ -128,7 +128,10 @@ impl ImageConfig {
         let Value::Object(top) = v else {
             return Err(ConfigError("expected a JSON object".into()));
         };
-        let author = top.get("author").and_then(Value::as_str).map(str::to_string);
+        let author = top
+            .get("author")
+            .and_then(Value::as_str)
+            .map(str::to_string);
         let cfg = match top.get("config") {
             Some(Value::Object(c)) => c.clone(),
             Some(Value::Null) => Map::new(),
@@ -205,8 +208,11 @@ impl ImageConfig {
             m.insert("Cmd".into(), json!(c));
         }
         if !self.volumes.is_empty() {
-            let vols: Map<String, Value> =
-                self.volumes.iter().map(|p| (p.clone(), json!({}))).collect();
+            let vols: Map<String, Value> = self
+                .volumes
+                .iter()
+                .map(|p| (p.clone(), json!({})))
+                .collect();
             m.insert("Volumes".into(), Value::Object(vols));
         }
         if !self.working_dir.is_empty() {
@@ -335,7 +341,10 @@ mod tests {
         assert_eq!(c.exposed_ports, vec!["53/udp", "80/tcp"]);
         assert_eq!(c.on_build, vec!["RUN echo hi"]);
         assert_eq!(c.author.as_deref(), Some("me"));
-        assert_eq!(c.healthcheck.as_ref().unwrap().interval, Some(30_000_000_000));
+        assert_eq!(
+            c.healthcheck.as_ref().unwrap().interval,
+            Some(30_000_000_000)
+        );
         let inner = ImageConfig::from_oci_json(r#"{"Env":["A=2"],"User":"1000"}"#).unwrap();
         assert_eq!(inner.user, "1000");
         assert_eq!(inner.env_get("A"), Some("2"));

@@ -89,8 +89,15 @@ struct Ctx<'g, 'a> {
 }
 
 impl Ctx<'_, '_> {
-    fn expand_with(&self, lexer: Lexer, word: &str, env: &[(String, String)]) -> Result<String, PlanError> {
-        lexer.word(word, env).map_err(|source| self.lex_err(word, source))
+    fn expand_with(
+        &self,
+        lexer: Lexer,
+        word: &str,
+        env: &[(String, String)],
+    ) -> Result<String, PlanError> {
+        lexer
+            .word(word, env)
+            .map_err(|source| self.lex_err(word, source))
     }
     fn expand(&self, word: &str, env: &[(String, String)]) -> Result<String, PlanError> {
         self.expand_with(self.g.lexer, word, env)
@@ -110,7 +117,11 @@ impl Ctx<'_, '_> {
             message: message.into(),
         }
     }
-    fn opt(&self, v: Option<&String>, env: &[(String, String)]) -> Result<Option<String>, PlanError> {
+    fn opt(
+        &self,
+        v: Option<&String>,
+        env: &[(String, String)],
+    ) -> Result<Option<String>, PlanError> {
         v.map(|w| self.expand(w, env)).transpose()
     }
 }
@@ -328,7 +339,11 @@ pub(crate) fn dispatch(
             state.config.exposed_ports.sort();
             let cb = format!(
                 "EXPOSE map[{}]",
-                added.iter().map(|p| format!("{p}:{{}}")).collect::<Vec<_>>().join(" ")
+                added
+                    .iter()
+                    .map(|p| format!("{p}:{{}}"))
+                    .collect::<Vec<_>>()
+                    .join(" ")
             );
             config_step(
                 ConfigDelta {
@@ -468,7 +483,9 @@ pub(crate) fn dispatch(
             mounts,
             network,
             security,
-        } => run_step(&cx, st, state, command, heredocs, mounts, *network, *security, images)?,
+        } => run_step(
+            &cx, st, state, command, heredocs, mounts, *network, *security, images,
+        )?,
         Kind::Copy {
             sources,
             dest,
@@ -551,12 +568,11 @@ fn resolve_stage_from(
     value: &str,
     images: &mut BTreeSet<String>,
 ) -> Result<FromRef, PlanError> {
-    let names: Vec<(String, usize)> = cx
-        .g
-        .stages
-        .iter()
-        .filter_map(|s| s.name.clone().map(|n| (n, s.index)))
-        .collect();
+    let names: Vec<(String, usize)> =
+        cx.g.stages
+            .iter()
+            .filter_map(|s| s.name.clone().map(|n| (n, s.index)))
+            .collect();
     let f = resolve_from(value, cx.line, cx.g.lexer, &names, cx.g.stages.len())?;
     if let FromRef::Image(i) = &f {
         images.insert(i.clone());
@@ -684,7 +700,11 @@ fn run_step(
             proxy_env.push(format!("{}={v}", p.to_ascii_lowercase()));
         }
     }
-    debug_assert!(proxy_env.iter().all(|e| is_proxy_arg(e.split('=').next().unwrap_or(""))));
+    debug_assert!(
+        proxy_env
+            .iter()
+            .all(|e| is_proxy_arg(e.split('=').next().unwrap_or("")))
+    );
     let network = match network {
         None | Some(Network::Default) => "default",
         Some(Network::None) => "none",
@@ -760,16 +780,20 @@ fn run_mount(
 ) -> Result<RunMount, PlanError> {
     let ex = |v: &String| cx.expand(v, env);
     let exo = |v: &Option<String>| v.as_ref().map(ex).transpose();
-    let num = |field: &str, v: &Option<String>, radix: u32, default: u32| -> Result<u32, PlanError> {
-        match exo(v)? {
-            None => Ok(default),
-            Some(s) => u32::from_str_radix(s.trim_start_matches("0o"), radix)
-                .map_err(|_| cx.invalid(format!("invalid --mount {field}={s:?}"))),
-        }
-    };
-    let from = |f: &Option<String>, images: &mut BTreeSet<String>| -> Result<Option<FromRef>, PlanError> {
-        f.as_ref().map(|v| resolve_stage_from(cx, v, images)).transpose()
-    };
+    let num =
+        |field: &str, v: &Option<String>, radix: u32, default: u32| -> Result<u32, PlanError> {
+            match exo(v)? {
+                None => Ok(default),
+                Some(s) => u32::from_str_radix(s.trim_start_matches("0o"), radix)
+                    .map_err(|_| cx.invalid(format!("invalid --mount {field}={s:?}"))),
+            }
+        };
+    let from =
+        |f: &Option<String>, images: &mut BTreeSet<String>| -> Result<Option<FromRef>, PlanError> {
+            f.as_ref()
+                .map(|v| resolve_stage_from(cx, v, images))
+                .transpose()
+        };
     Ok(match m {
         Mount::Bind {
             target,
@@ -795,7 +819,9 @@ fn run_mount(
         } => {
             let target = abs_target(workdir, &ex(target)?);
             RunMount::Cache {
-                id: exo(id)?.filter(|i| !i.is_empty()).unwrap_or_else(|| target.clone()),
+                id: exo(id)?
+                    .filter(|i| !i.is_empty())
+                    .unwrap_or_else(|| target.clone()),
                 target,
                 sharing: match sharing {
                     Sharing::Shared => "shared",
@@ -820,7 +846,8 @@ fn run_mount(
             size: match exo(size)? {
                 None => None,
                 Some(s) => Some(
-                    parse_size(&s).ok_or_else(|| cx.invalid(format!("invalid --mount size={s:?}")))?,
+                    parse_size(&s)
+                        .ok_or_else(|| cx.invalid(format!("invalid --mount size={s:?}")))?,
                 ),
             },
             readonly: *readonly,
@@ -870,9 +897,13 @@ fn run_mount(
             let n = *ssh_n;
             *ssh_n += 1;
             RunMount::Ssh {
-                id: exo(id)?.filter(|i| !i.is_empty()).unwrap_or_else(|| "default".into()),
-                target: exo(target)?
-                    .map_or_else(|| format!("/run/buildkit/ssh_agent.{n}"), |t| abs_target(workdir, &t)),
+                id: exo(id)?
+                    .filter(|i| !i.is_empty())
+                    .unwrap_or_else(|| "default".into()),
+                target: exo(target)?.map_or_else(
+                    || format!("/run/buildkit/ssh_agent.{n}"),
+                    |t| abs_target(workdir, &t),
+                ),
                 required: *required,
                 mode: num("mode", mode, 8, 0o600)?,
                 uid: num("uid", uid, 10, 0)?,

@@ -67,7 +67,9 @@ pub enum PlanError {
         name: String,
     },
     /// A stage name BuildKit does not accept.
-    #[error("line {line}: invalid name for build stage: {name:?}, name can't start with a number or contain symbols")]
+    #[error(
+        "line {line}: invalid name for build stage: {name:?}, name can't start with a number or contain symbols"
+    )]
     StageName {
         /// Line of the FROM.
         line: u32,
@@ -91,7 +93,9 @@ pub enum PlanError {
         stage: String,
     },
     /// `--from=$VAR`.
-    #[error("line {line}: variable expansion is not supported for --from, define a new stage with FROM using ARG from global scope as a workaround")]
+    #[error(
+        "line {line}: variable expansion is not supported for --from, define a new stage with FROM using ARG from global scope as a workaround"
+    )]
     FromVariable {
         /// Line of the instruction.
         line: u32,

@@ -154,7 +154,7 @@ impl Lexer {
 #[derive(Default)]
 struct Words {
     word: String,
-    words: Vec<String>,
+    done: Vec<String>,
     in_word: bool,
 }
 
@@ -162,7 +162,7 @@ impl Words {
     fn add_char(&mut self, ch: char) {
         if ch.is_whitespace() {
             if self.in_word && !self.word.is_empty() {
-                self.words.push(std::mem::take(&mut self.word));
+                self.done.push(std::mem::take(&mut self.word));
                 self.in_word = false;
             }
         } else {
@@ -184,9 +184,9 @@ impl Words {
     }
     fn finish(mut self) -> Vec<String> {
         if !self.word.is_empty() {
-            self.words.push(std::mem::take(&mut self.word));
+            self.done.push(std::mem::take(&mut self.word));
         }
-        self.words
+        self.done
     }
 }
 
@@ -381,7 +381,7 @@ impl<E: Env + ?Sized> ShellWord<'_, E> {
         }
         let name = self.process_name();
         let ch = self.next();
-        let mut chs = ch.map(String::from).unwrap_or_else(|| "\u{FFFD}".into());
+        let mut chs = ch.map_or_else(|| "\u{FFFD}".into(), String::from);
         match ch {
             Some('}') => Ok(self.get_env(&name).unwrap_or_default()),
             Some(':') => {

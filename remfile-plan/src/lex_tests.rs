@@ -34,7 +34,12 @@ fn check(lexer: Lexer, cases: &[(&str, &str)]) {
             failures.push(format!("{input:?}: want {want:?}, got {got:?}"));
         }
     }
-    assert!(failures.is_empty(), "{} failures:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} failures:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }
 
 /// Quoting and escapes (default escape `\`).
@@ -371,8 +376,14 @@ fn matched_and_unmatched_variables() {
         .process("${PWD} $UNSET ${NULL:-x} ${B-y}", &env)
         .unwrap();
     assert_eq!(p.value, "/home  x y");
-    assert_eq!(p.matched.into_iter().collect::<Vec<_>>(), vec!["NULL", "PWD"]);
-    assert_eq!(p.unmatched.into_iter().collect::<Vec<_>>(), vec!["B", "UNSET"]);
+    assert_eq!(
+        p.matched.into_iter().collect::<Vec<_>>(),
+        vec!["NULL", "PWD"]
+    );
+    assert_eq!(
+        p.unmatched.into_iter().collect::<Vec<_>>(),
+        vec!["B", "UNSET"]
+    );
 }
 
 #[test]

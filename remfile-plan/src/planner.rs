@@ -14,8 +14,13 @@ use crate::reference;
 use crate::types::{Base, FromRef, PLAN_VERSION, Plan, Stage, Warning};
 
 /// Build args that are always allowed without ARG and never reported as unused.
-pub(crate) const PROXY_ARGS: [&str; 5] =
-    ["HTTP_PROXY", "HTTPS_PROXY", "FTP_PROXY", "NO_PROXY", "ALL_PROXY"];
+pub(crate) const PROXY_ARGS: [&str; 5] = [
+    "HTTP_PROXY",
+    "HTTPS_PROXY",
+    "FTP_PROXY",
+    "NO_PROXY",
+    "ALL_PROXY",
+];
 
 /// Whether `name` is a proxy arg (any case).
 pub(crate) fn is_proxy_arg(name: &str) -> bool {
@@ -347,18 +352,19 @@ pub fn plan(
             Base::Scratch { .. } => StageState::from_config(ImageConfig::default()),
             Base::Image { image, .. } => {
                 images.insert(image.clone());
-                match base_configs.get(&i).cloned().flatten() {
-                    Some(cfg) => StageState::from_config(cfg),
-                    None => {
-                        warnings.push(Warning {
-                            line: Some(st.line),
-                            message: format!(
-                                "the config of base image {image} was not provided: \
-                                 planning with an empty config (no Env, Cmd, WorkingDir, ...)"
-                            ),
-                        });
-                        state_unknown()
-                    }
+                if let Some(mut cfg) = base_configs.get(&i).cloned().flatten() {
+                    // the triggers run now (see `triggers`) and are not inherited
+                    cfg.on_build.clear();
+                    StageState::from_config(cfg)
+                } else {
+                    warnings.push(Warning {
+                        line: Some(st.line),
+                        message: format!(
+                            "the config of base image {image} was not provided: \
+                             planning with an empty config (no Env, Cmd, WorkingDir, ...)"
+                        ),
+                    });
+                    state_unknown()
                 }
             }
         };
@@ -462,9 +468,8 @@ fn from_values(ins: &Instruction) -> Vec<(&str, u32)> {
         Kind::Run { mounts, .. } => mounts
             .iter()
             .filter_map(|m| match m {
-                remfile_parse::Mount::Bind { from, .. } | remfile_parse::Mount::Cache { from, .. } => {
-                    from.as_deref()
-                }
+                remfile_parse::Mount::Bind { from, .. }
+                | remfile_parse::Mount::Cache { from, .. } => from.as_deref(),
                 _ => None,
             })
             .map(|f| (f, line))
@@ -514,7 +519,10 @@ fn base_and_triggers(
                     one.kind,
                     Kind::From { .. } | Kind::Onbuild { .. } | Kind::Maintainer { .. }
                 ) {
-                    return Err(err(format!("{} isn't allowed as an ONBUILD trigger", keyword(one))));
+                    return Err(err(format!(
+                        "{} isn't allowed as an ONBUILD trigger",
+                        keyword(one)
+                    )));
                 }
                 trig.push(one.clone());
             }

@@ -44,8 +44,7 @@ impl Platform {
             [os, arch, variant] => (*os, *arch, *variant),
             _ => return Err(err("expected os/arch[/variant]")),
         };
-        if !valid_part(os) || !valid_part(arch) || !(variant.is_empty() || valid_part(variant))
-        {
+        if !valid_part(os) || !valid_part(arch) || !(variant.is_empty() || valid_part(variant)) {
             return Err(err("parts must be non-empty and made of [A-Za-z0-9_.-]"));
         }
         if parts.len() == 3 && variant.is_empty() {
@@ -104,9 +103,8 @@ fn normalize_arch(arch: &str, variant: &str) -> (String, String) {
         ("x86_64" | "x86-64" | "amd64", v) => ("amd64", v),
         ("aarch64" | "arm64", "8" | "v8") => ("arm64", ""),
         ("aarch64" | "arm64", v) => ("arm64", v),
-        ("armhf", _) => ("arm", "v7"),
         ("armel", _) => ("arm", "v6"),
-        ("arm", "" | "7") => ("arm", "v7"),
+        ("armhf", _) | ("arm", "" | "7") => ("arm", "v7"),
         ("arm", "5" | "6" | "8") => {
             return ("arm".into(), format!("v{variant}"));
         }
@@ -153,7 +151,16 @@ mod tests {
 
     #[test]
     fn rejects_invalid() {
-        for bad in ["", "linux", "linux/", "/amd64", "linux/amd64/", "a/b/c/d", "linux/am d64", "linux/ämd"] {
+        for bad in [
+            "",
+            "linux",
+            "linux/",
+            "/amd64",
+            "linux/amd64/",
+            "a/b/c/d",
+            "linux/am d64",
+            "linux/ämd",
+        ] {
             assert!(Platform::parse(bad).is_err(), "{bad:?}");
         }
     }

@@ -21,7 +21,8 @@ fn path_component_ok(c: &str) -> bool {
     if !alnum(bytes[0]) || !alnum(bytes[bytes.len() - 1]) {
         return false;
     }
-    c.bytes().all(|b| alnum(b) || b == b'.' || b == b'_' || b == b'-')
+    c.bytes()
+        .all(|b| alnum(b) || b == b'.' || b == b'_' || b == b'-')
 }
 
 fn tag_ok(t: &str) -> bool {
@@ -105,7 +106,7 @@ pub fn normalize(reference: &str) -> Result<String, ReferenceError> {
     let mut out = format!("{domain}/{path}");
     if let Some(t) = &tag {
         out.push(':');
-        out.push_str(&t);
+        out.push_str(t);
     }
     if let Some(d) = digest {
         out.push('@');
@@ -142,7 +143,17 @@ mod tests {
 
     #[test]
     fn rejects() {
-        for bad in ["", "Busybox", "a b", "x:", "x:-bad", "x@sha256:zz", "/x", "x//y", "-x"] {
+        for bad in [
+            "",
+            "Busybox",
+            "a b",
+            "x:",
+            "x:-bad",
+            "x@sha256:zz",
+            "/x",
+            "x//y",
+            "-x",
+        ] {
             assert!(normalize(bad).is_err(), "{bad:?}");
         }
     }

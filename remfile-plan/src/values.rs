@@ -1,5 +1,7 @@
 //! Small value grammars: paths, ports, sizes, signals, Go-style quoting.
 
+use std::fmt::Write as _;
+
 /// Go's `path.Clean` for an absolute path (the result always starts with `/`).
 pub fn clean_path(p: &str) -> String {
     let mut parts: Vec<&str> = Vec::new();
@@ -47,15 +49,16 @@ pub fn parse_ports(word: &str) -> Result<Vec<String>, String> {
         s.parse::<u16>()
             .map_err(|_| format!("invalid port {s:?} in {word:?}"))
     };
-    let (start, end) = match port.split_once('-') {
-        Some((a, b)) => (num(a)?, num(b)?),
-        None => {
-            let p = num(port)?;
-            (p, p)
-        }
+    let (start, end) = if let Some((a, b)) = port.split_once('-') {
+        (num(a)?, num(b)?)
+    } else {
+        let p = num(port)?;
+        (p, p)
     };
     if start > end {
-        return Err(format!("invalid range {port:?} in {word:?}: start after end"));
+        return Err(format!(
+            "invalid range {port:?} in {word:?}: start after end"
+        ));
     }
     Ok((start..=end).map(|p| format!("{p}/{proto}")).collect())
 }
@@ -121,7 +124,7 @@ pub fn go_quote(s: &str) -> String {
             '\t' => out.push_str("\\t"),
             '\r' => out.push_str("\\r"),
             c if (c as u32) < 0x20 || c as u32 == 0x7f => {
-                out.push_str(&format!("\\x{:02x}", c as u32));
+                let _ = write!(out, "\\x{:02x}", c as u32);
             }
             c => out.push(c),
         }
