@@ -74,7 +74,7 @@ pub fn dest_path(dest: &str, workdir: &str) -> (String, bool) {
 }
 
 /// Resolves a destination in the target through its symlinks, keeping missing components.
-fn resolve_for_create(target: &Tree, rel: &str) -> Result<String, TreeError> {
+pub fn resolve_for_create(target: &Tree, rel: &str) -> Result<String, TreeError> {
     if rel.is_empty() {
         return Ok(String::new());
     }
@@ -168,6 +168,13 @@ fn join(a: &str, b: &str) -> String {
 pub struct CopyPlan {
     /// Entries by path in the layer (sorted).
     pub entries: BTreeMap<String, Entry>,
+    /// Layer paths of the entries made from named (non-directory) sources: the candidates for
+    /// ADD's archive extraction.
+    pub named_files: Vec<String>,
+    /// Whether the destination is a directory.
+    pub dest_is_dir: bool,
+    /// The destination (resolved, tree-relative).
+    pub dest: String,
 }
 
 struct Builder<'a> {
@@ -274,24 +281,20 @@ pub fn plan_copy(src: &Tree, target: &Tree, req: &CopyRequest) -> Result<CopyPla
                 } else {
                     dest_rel.clone()
                 };
+                b.plan.named_files.push(d.clone());
                 b.entry(&node, d);
             }
         }
     }
-    if b.plan.entries.is_empty() && dest_is_dir_only(&dest_rel) {
-        return Ok(b.plan);
-    }
+    b.plan.dest_is_dir = dir_spelled || dest_exists_dir || req.parents;
+    b.plan.dest = dest_rel;
     add_parents(&mut b.plan, target, req)?;
     Ok(b.plan)
 }
 
-fn dest_is_dir_only(d: &str) -> bool {
-    d.is_empty()
-}
-
 /// Adds a `Dir` entry for every missing ancestor: the target's own metadata when it exists there
 /// (so the layer does not change it), else a new 0755 directory owned by the `--chown` user.
-fn add_parents(plan: &mut CopyPlan, target: &Tree, req: &CopyRequest) -> Result<(), CopyError> {
+pub fn add_parents(plan: &mut CopyPlan, target: &Tree, req: &CopyRequest) -> Result<(), CopyError> {
     let mut missing = Vec::new();
     for p in plan.entries.keys() {
         let mut cur = p.as_str();

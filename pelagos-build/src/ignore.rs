@@ -41,8 +41,6 @@ struct Pattern {
     text: String,
     exclusion: bool,
     regex: Regex,
-    /// Number of path components of the pattern (for parent matching).
-    dirs: usize,
 }
 
 /// A compiled list of ignore patterns.
@@ -180,8 +178,7 @@ impl IgnoreMatcher {
                 pattern: raw.as_ref().to_string(),
                 reason,
             })?;
-            let dirs = cleaned.split('/').count();
-            patterns.push(Pattern { text: cleaned, exclusion, regex, dirs });
+            patterns.push(Pattern { text: cleaned, exclusion, regex });
         }
         let has_exclusions = patterns.iter().any(|p| p.exclusion);
         Ok(IgnoreMatcher { patterns, has_exclusions, source: None })

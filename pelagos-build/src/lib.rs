@@ -14,3 +14,28 @@ pub mod tree;
 pub mod copy;
 pub mod checksum;
 pub mod archive;
+pub mod progress;
+pub mod fetch;
+pub mod error;
+pub mod exec;
+pub mod steps;
+pub mod build;
+pub mod output;
+
+/// The whole command: validates the flags, builds, prints the result document (or the ID with
+/// `-q`) on stdout.
+pub fn run_cli(cli: cli::Cli) -> Result<(), error::BuildError> {
+    use std::io::Write;
+    let opts = cli.into_options(&|k| std::env::var(k).ok())?;
+    let progress = progress::Progress::new(opts.progress, opts.quiet);
+    let out = build::build(&opts, &progress)?;
+    let mut stdout = std::io::stdout().lock();
+    let text = if opts.quiet {
+        out.result.image_id.clone()
+    } else {
+        serde_json::to_string(&out.result).unwrap_or_default()
+    };
+    // a closed stdout (`| head`) is not an error of the build
+    let _ = writeln!(stdout, "{text}");
+    Ok(())
+}

@@ -1,1 +1,8 @@
-//! End-to-end tests of `pelagos-build`.
+//! End-to-end tests of `pelagos-build`: the binary builds Remfiles into a store; results are
+//! inspected through the store library and checked with real tools (skopeo, umoci, runc).
+//! Tests that run RUN steps need root (namespaces, overlayfs) and are marked so.
+
+mod cli;
+mod common;
+mod copy;
+mod run;

@@ -1,0 +1,276 @@
+//! One build from options to image: context and recipe loading, planning, execution, the image
+//! config (BuildKit's), tags, outputs, `--iidfile`, `--metadata-file` and the result document.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use image_store::{ContainerConfig, Descriptor, ImageConfig, Platform, Reference, RootFs, Store};
+use remfile_plan::{BaseResolver, Plan, PlanOptions};
+use serde::Serialize;
+
+use crate::checksum::StatCache;
+use crate::cli::{BuildOptions, ContextSource, Recipe};
+use crate::error::{BuildError, io};
+use crate::exec::{ExecOptions, Executor, StageResult, StepReport, rfc3339};
+use crate::ignore::IgnoreMatcher;
+use crate::progress::Progress;
+use crate::tree::Tree;
+
+/// The version-1 build result document printed on stdout.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct BuildResult {
+    /// Always 1.
+    pub version: u32,
+    /// The first tag, normalised (absent when untagged).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reference: Option<String>,
+    /// Every tag, normalised.
+    pub references: Vec<String>,
+    /// The image ID: the config digest.
+    pub image_id: String,
+    /// The manifest digest.
+    pub manifest_digest: String,
+    /// The manifest size in bytes.
+    pub manifest_size: u64,
+    /// `os/arch[/variant]`.
+    pub platform: String,
+}
+
+/// The `--metadata-file` document.
+#[derive(Debug, Clone, Serialize)]
+pub struct Metadata {
+    /// Always 1.
+    pub version: u32,
+    /// The image ID.
+    pub image_id: String,
+    /// The manifest digest.
+    pub manifest_digest: String,
+    /// Tags.
+    pub references: Vec<String>,
+    /// buildx-compatible keys.
+    #[serde(rename = "containerimage.config.digest")]
+    pub buildx_config_digest: String,
+    /// buildx-compatible keys.
+    #[serde(rename = "containerimage.digest")]
+    pub buildx_digest: String,
+    /// Total wall time in seconds.
+    pub duration: f64,
+    /// Steps run.
+    pub steps: Vec<StepReport>,
+    /// Steps taken from the cache.
+    pub cached_steps: usize,
+    /// Context files hashed (stat cache misses).
+    pub files_hashed: usize,
+}
+
+/// What a build produced.
+#[derive(Debug)]
+pub struct BuildOutcome {
+    /// The result document.
+    pub result: BuildResult,
+    /// The metadata document.
+    pub metadata: Metadata,
+}
+
+/// Base configs from the store, for the planner.
+struct StoreBases<'a>(&'a Store);
+
+impl BaseResolver for StoreBases<'_> {
+    fn resolve(&self, image: &str, _platform: &remfile_plan::Platform) -> Option<remfile_plan::ImageConfig> {
+        let r = Reference::parse(image).ok()?;
+        let img = self.0.resolve(&r).ok()??;
+        let text = serde_json::to_string(&img.config).ok()?;
+        remfile_plan::ImageConfig::from_oci_json(&text).ok()
+    }
+}
+
+/// Finds the Remfile in a context: `Remfile`, `Dockerfile`, `Containerfile`.
+pub fn find_remfile(context: &Path) -> Option<PathBuf> {
+    ["Remfile", "Dockerfile", "Containerfile"].iter().map(|n| context.join(n)).find(|p| p.is_file())
+}
+
+struct Temp(PathBuf);
+impl Drop for Temp {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// `-` as context: a tar archive (plain or compressed) becomes the context; anything else is a
+/// Remfile with an empty context.
+fn stdin_context(store: &Store, data: &[u8]) -> Result<(Temp, Option<String>), BuildError> {
+    let dir = Temp(store.temp_path("stdin-context")?);
+    std::fs::create_dir_all(&dir.0).map_err(io(&dir.0))?;
+    let codec = crate::archive::codec_of(data);
+    let mut head = vec![0u8; 512];
+    let is_tar = crate::archive::decoder(codec, data).ok().is_some_and(|mut d| d.read_exact(&mut head).is_ok() && crate::archive::is_tar_header(&head));
+    if is_tar {
+        let d = crate::archive::decoder(codec, data).map_err(io(&dir.0))?;
+        let mut ar = tar::Archive::new(d);
+        ar.set_preserve_permissions(true);
+        ar.set_preserve_mtime(true);
+        ar.unpack(&dir.0).map_err(io(&dir.0))?;
+        Ok((dir, None))
+    } else {
+        Ok((dir, Some(String::from_utf8_lossy(data).into_owned())))
+    }
+}
+
+fn read_stdin() -> Result<Vec<u8>, BuildError> {
+    let mut v = Vec::new();
+    std::io::stdin().read_to_end(&mut v).map_err(io(Path::new("<stdin>")))?;
+    Ok(v)
+}
+
+/// Runs a build.
+pub fn build(opts: &BuildOptions, progress: &Progress) -> Result<BuildOutcome, BuildError> {
+    let started = std::time::Instant::now();
+    let store_root = opts.store.clone().unwrap_or_else(Store::default_root);
+    let store = Store::open(&store_root)?;
+    // context
+    let mut _stdin_tmp = None;
+    let mut stdin_remfile = None;
+    let context_root = match &opts.context {
+        ContextSource::Dir(d) => {
+            if !d.is_dir() {
+                return Err(BuildError::Context(d.clone()));
+            }
+            std::fs::canonicalize(d).map_err(io(d))?
+        }
+        ContextSource::Stdin => {
+            let data = read_stdin()?;
+            let (t, text) = stdin_context(&store, &data)?;
+            stdin_remfile = text;
+            let p = t.0.clone();
+            _stdin_tmp = Some(t);
+            p
+        }
+    };
+    // recipe
+    let (plan, remfile_path) = match &opts.recipe {
+        Recipe::Plan(p) => {
+            let text = std::fs::read_to_string(p).map_err(io(p))?;
+            (plan_doc(&text, &p.display().to_string())?, None)
+        }
+        Recipe::PlanStdin => {
+            let text = String::from_utf8_lossy(&read_stdin()?).into_owned();
+            (plan_doc(&text, "<stdin>")?, None)
+        }
+        r => {
+            let (text, path, shown) = match (r, stdin_remfile) {
+                (_, Some(t)) => (t, None, "<stdin>".to_string()),
+                (Recipe::RemfileStdin, None) => (String::from_utf8_lossy(&read_stdin()?).into_owned(), None, "<stdin>".to_string()),
+                (Recipe::Remfile(Some(p)), None) => (std::fs::read_to_string(p).map_err(io(p))?, Some(p.clone()), p.display().to_string()),
+                (_, None) => {
+                    let p = find_remfile(&context_root).ok_or_else(|| BuildError::NoRemfile(context_root.clone()))?;
+                    let shown = p.file_name().map_or_else(String::new, |n| n.to_string_lossy().into_owned());
+                    (std::fs::read_to_string(&p).map_err(io(&p))?, Some(p), shown)
+                }
+            };
+            let ast = remfile_parse::parse(&text).map_err(|e| BuildError::Parse { file: shown.clone(), message: e.to_string() })?;
+            let platform = opts.platform.as_deref().map(remfile_plan::Platform::parse).transpose().map_err(|e| BuildError::Plan { file: shown.clone(), message: e.to_string() })?;
+            let popts = PlanOptions { build_args: opts.build_args.clone(), target: opts.target.clone(), platform, build_platform: None };
+            let plan = remfile_plan::plan(&ast, &popts, &StoreBases(&store)).map_err(|e| BuildError::Plan { file: shown.clone(), message: e.to_string() })?;
+            (plan, path)
+        }
+    };
+    for w in &plan.warnings {
+        match w.line {
+            Some(l) => progress.warning(&format!("line {l}: {}", w.message)),
+            None => progress.warning(&w.message),
+        }
+    }
+    let ignore = IgnoreMatcher::load(&context_root, remfile_path.as_deref())?;
+    let context = Tree::Dir { root: context_root.clone(), ignore };
+    let stat_path = {
+        use sha2::Digest as _;
+        let h = hex::encode(sha2::Sha256::digest(context_root.as_os_str().as_encoded_bytes()));
+        store.root().join("build").join("statcache").join(&h[..32])
+    };
+    let exec_opts = ExecOptions { no_cache: opts.no_cache, network: Some(opts.network), source_date_epoch: opts.source_date_epoch };
+    let ex = Executor::new(&store, &plan, context, context_root.clone(), exec_opts, progress, StatCache::load(Some(stat_path)));
+    let result = ex.run();
+    ex.save_statcache();
+    let target = result?;
+    let reports = ex.step_reports();
+    let files_hashed = ex.statcache.lock().map(|s| s.hashed).unwrap_or(0);
+    let now = ex.now.clone();
+    drop(ex);
+
+    let config = image_config(&target, &opts.labels, &now)?;
+    let layers: Vec<Descriptor> = target.layers.iter().map(|(d, _)| d.clone()).collect();
+    let written = store.write_image(&config, &layers)?;
+    let mut references = Vec::new();
+    for t in &opts.tags {
+        let r = Reference::parse(t).map_err(|e| BuildError::Usage(crate::cli::UsageError::Tag(format!("{t}: {e}"))))?;
+        store.tag(&r, &written.manifest)?;
+        references.push(r.to_string());
+    }
+    let result = BuildResult {
+        version: 1,
+        reference: references.first().cloned(),
+        references: references.clone(),
+        image_id: written.config.digest.to_string(),
+        manifest_digest: written.manifest.digest.to_string(),
+        manifest_size: written.manifest.size,
+        platform: target.platform.clone(),
+    };
+    crate::output::write_outputs(&store, &opts.outputs, &written.manifest, &result, &opts.tags)?;
+    if let Some(f) = &opts.iidfile {
+        std::fs::write(f, &result.image_id).map_err(io(f))?;
+    }
+    let metadata = Metadata {
+        version: 1,
+        image_id: result.image_id.clone(),
+        manifest_digest: result.manifest_digest.clone(),
+        references,
+        buildx_config_digest: result.image_id.clone(),
+        buildx_digest: result.manifest_digest.clone(),
+        duration: started.elapsed().as_secs_f64(),
+        cached_steps: reports.iter().filter(|r| r.cached).count(),
+        steps: reports,
+        files_hashed,
+    };
+    if let Some(f) = &opts.metadata_file {
+        let text = serde_json::to_string_pretty(&metadata).unwrap_or_default();
+        std::fs::write(f, text + "\n").map_err(io(f))?;
+    }
+    Ok(BuildOutcome { result, metadata })
+}
+
+fn plan_doc(text: &str, file: &str) -> Result<Plan, BuildError> {
+    let plan: Plan = serde_json::from_str(text).map_err(|e| BuildError::PlanDoc { file: file.to_string(), message: e.to_string() })?;
+    if plan.version != 1 {
+        return Err(BuildError::PlanDoc { file: file.to_string(), message: format!("unsupported version {}", plan.version) });
+    }
+    Ok(plan)
+}
+
+/// The OCI image config of a stage result, as BuildKit writes it: the runtime config (with
+/// `--label`s added), `created` (the last history time), architecture/os/variant from the
+/// stage's platform, the diff_ids and the history.
+pub fn image_config(st: &StageResult, labels: &[(String, String)], now: &str) -> Result<ImageConfig, BuildError> {
+    let mut cfg = st.config.clone();
+    for (k, v) in labels {
+        cfg.labels.insert(k.clone(), v.clone());
+    }
+    let container: ContainerConfig = serde_json::from_value(cfg.to_oci()).map_err(|e| BuildError::PlanDoc { file: "<config>".into(), message: e.to_string() })?;
+    let platform = Platform::parse(&st.platform)?;
+    let created = st.history.iter().rev().find_map(|h| h.created.clone()).unwrap_or_else(|| now.to_string());
+    Ok(ImageConfig {
+        created: Some(created),
+        author: cfg.author.clone(),
+        architecture: platform.architecture,
+        os: platform.os,
+        variant: platform.variant,
+        config: Some(container),
+        rootfs: RootFs { kind: "layers".into(), diff_ids: st.layers.iter().map(|(_, d)| d.clone()).collect() },
+        history: st.history.clone(),
+        extra: std::collections::BTreeMap::new(),
+    })
+}
+
+/// RFC 3339 of now or of SOURCE_DATE_EPOCH.
+pub fn created_time(epoch: Option<i64>) -> String {
+    rfc3339(epoch.unwrap_or_else(|| time::OffsetDateTime::now_utc().unix_timestamp()))
+}

@@ -1,0 +1,1 @@
+//! COPY/ADD end to end.
