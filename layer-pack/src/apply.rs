@@ -221,20 +221,6 @@ impl<'a> Applier<'a> {
         }
     }
 
-    fn set_xattr_path(
-        &self,
-        dir: &OwnedFd,
-        name: Option<&[u8]>,
-        key: &str,
-        value: &[u8],
-    ) -> io::Result<()> {
-        let mut p = PathBuf::from(format!("/proc/self/fd/{}", dir.as_raw_fd()));
-        if let Some(n) = name {
-            p.push(os(n));
-        }
-        lsetxattr(&p, key, value, XattrFlags::empty()).map_err(io::Error::from)
-    }
-
     fn overlay_prefix(&self) -> Option<&'static str> {
         match self.opts.format {
             UnpackFormat::Plain => None,
@@ -254,7 +240,7 @@ impl<'a> Applier<'a> {
             if !xattr_allowed(k) {
                 continue;
             }
-            match self.set_xattr_path(dir, name, k, v) {
+            match set_xattr_at(dir, name, k, v) {
                 Ok(()) => {}
                 Err(e) if e.raw_os_error() == Some(libc::ENOTSUP) => {}
                 Err(e) if e.raw_os_error() == Some(libc::EPERM) && !self.opts.preserve_owners => {}
@@ -471,7 +457,7 @@ impl<'a> Applier<'a> {
                     }
                 }
                 Some(prefix) => {
-                    self.set_xattr_path(&dir, None, &format!("{prefix}opaque"), b"y")
+                    set_xattr_at(&dir, None, &format!("{prefix}opaque"), b"y")
                         .map_err(|e| self.io(parent, e))?;
                 }
             }
@@ -509,14 +495,13 @@ impl<'a> Applier<'a> {
                 )
                 .map_err(|e| self.io(&tcomps, e))?;
                 drop(fd);
-                self.set_xattr_path(&dir, Some(target), &format!("{prefix}whiteout"), b"")
+                set_xattr_at(&dir, Some(target), &format!("{prefix}whiteout"), b"")
                     .map_err(|e| self.io(&tcomps, e))?;
                 let key = format!("{prefix}opaque");
                 let mut p = PathBuf::from(format!("/proc/self/fd/{}", dir.as_raw_fd()));
                 p.push(".");
                 if xattr::get(&p, &key).ok().flatten().as_deref() != Some(b"y") {
-                    self.set_xattr_path(&dir, None, &key, b"x")
-                        .map_err(|e| self.io(parent, e))?;
+                    set_xattr_at(&dir, None, &key, b"x").map_err(|e| self.io(parent, e))?;
                 }
                 Ok(())
             }
@@ -530,10 +515,9 @@ impl<'a> Applier<'a> {
         let dirs = std::mem::take(&mut self.dirs);
         for d in dirs.iter().rev() {
             let entry = d.comps.join(&b'/');
-            let fd = match self.open_dir(&d.comps, &entry, false) {
-                Ok(fd) => fd,
-                // Removed again by a later whiteout or replaced: nothing to do.
-                Err(_) => continue,
+            // Removed again by a later whiteout or replaced: nothing to do.
+            let Ok(fd) = self.open_dir(&d.comps, &entry, false) else {
+                continue;
             };
             let rd = openat(
                 &fd,
@@ -558,12 +542,19 @@ impl<'a> Applier<'a> {
                 futimens(&root, &ts(mtime)).map_err(|e| self.io(&[], e))?;
             }
             None if self.fresh => {
-                fchmod(&root, Mode::from_raw_mode(0o755)).map_err(|e| self.io(&[], e))?
+                fchmod(&root, Mode::from_raw_mode(0o755)).map_err(|e| self.io(&[], e))?;
             }
             None => {}
         }
         Ok((self.entries, self.whiteouts))
     }
+}
+
+fn set_xattr_at(dir: &OwnedFd, name: Option<&[u8]>, key: &str, value: &[u8]) -> io::Result<()> {
+    let mut p = PathBuf::from(format!("/proc/self/fd/{}", dir.as_raw_fd()));
+    // "N/." resolves the magic link; lsetxattr on "N" itself would address the proc link.
+    p.push(name.map_or(OsStr::new("."), os));
+    lsetxattr(&p, key, value, XattrFlags::empty()).map_err(io::Error::from)
 }
 
 /// Names in an open directory, without `.` and `..`.

@@ -162,9 +162,10 @@ fn pack_code(e: &PackError) -> u8 {
 
 /// Runs `pack`.
 pub fn pack(a: &PackArgs) -> Result<LayerDescriptor, CliError> {
-    let dir = match &a.dir {
-        Some(d) => d.clone(),
-        None => {
+    let dir = if let Some(d) = &a.dir {
+        d.clone()
+    } else {
+        {
             let mut doc = String::new();
             io::stdin()
                 .read_to_string(&mut doc)

@@ -8,7 +8,7 @@ use crate::options::Compression;
 
 /// A decoder over a raw reader; `into_raw` gives the raw reader back.
 pub(crate) enum Decoder<R: Read> {
-    Gzip(MultiGzDecoder<BufReader<R>>),
+    Gzip(Box<MultiGzDecoder<BufReader<R>>>),
     Zstd(Box<zstd::stream::read::Decoder<'static, BufReader<R>>>),
     Plain(BufReader<R>),
 }
@@ -25,7 +25,10 @@ impl<R: Read> Decoder<R> {
             }
         };
         if head.starts_with(&[0x1f, 0x8b]) {
-            Ok((Decoder::Gzip(MultiGzDecoder::new(br)), Compression::Gzip))
+            Ok((
+                Decoder::Gzip(Box::new(MultiGzDecoder::new(br))),
+                Compression::Gzip,
+            ))
         } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
             let d = zstd::stream::read::Decoder::with_buffer(br)?;
             Ok((Decoder::Zstd(Box::new(d)), Compression::Zstd))

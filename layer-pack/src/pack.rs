@@ -78,12 +78,12 @@ fn to_blob_dir(
     };
     tmp.as_file().sync_all().map_err(werr(tmp.path()))?;
     let hex = desc.digest.strip_prefix("sha256:").unwrap_or(&desc.digest);
-    let dest: PathBuf = blobs.join(hex);
-    if dest.exists() {
+    let target: PathBuf = blobs.join(hex);
+    if target.exists() {
         return Ok(desc);
     }
-    tmp.persist(&dest).map_err(|e| PackError::Write {
-        path: dest.clone(),
+    tmp.persist(&target).map_err(|e| PackError::Write {
+        path: target.clone(),
         source: e.error,
     })?;
     if let Ok(d) = File::open(blobs) {
@@ -186,14 +186,14 @@ fn run<W: Write>(
             Ok::<_, io::Error>(diff)
         })();
         drop(rx);
-        let produced = producer
+        let tar_result = producer
             .join()
             .unwrap_or_else(|_| Err(PackError::Options("tar producer panicked".into())));
         let werr = |source| PackError::Write {
             path: "<output>".into(),
             source,
         };
-        match (produced, consumed) {
+        match (tar_result, consumed) {
             (Err(e), Ok(_)) => Err(e),
             (Err(e), Err(_)) if !matches!(&e, PackError::Write { source, .. } if source.kind() == io::ErrorKind::BrokenPipe) => {
                 Err(e)

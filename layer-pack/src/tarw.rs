@@ -156,7 +156,7 @@ impl Chunker {
     fn pad(&mut self, size: u64) -> Result<(), PackError> {
         let rem = (size % 512) as usize;
         if rem != 0 {
-            self.write(&[0u8; 512].get(rem..).unwrap_or_default().to_vec())?;
+            self.write([0u8; 512].get(rem..).unwrap_or_default())?;
         }
         Ok(())
     }

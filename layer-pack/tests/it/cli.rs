@@ -1,0 +1,210 @@
+//! The `layer-pack` binary: flags, documents on stdout, one error line, exit codes.
+
+use std::fs;
+use std::io::Write;
+use std::process::Stdio;
+
+use crate::util::*;
+
+fn id_flags() -> Vec<String> {
+    let uid = rustix::process::getuid().as_raw();
+    let gid = rustix::process::getgid().as_raw();
+    vec![
+        format!("--uid-map=0:{uid}:1"),
+        format!("--gid-map=0:{gid}:1"),
+    ]
+}
+
+#[test]
+fn pack_to_file_prints_the_document() {
+    let t = tmp();
+    let src = t.path().join("src");
+    write(&src.join("hello.txt"), b"hello\n");
+    set_all_mtimes(&src, 1_700_000_000);
+    let blob = t.path().join("layer.tgz");
+    let out = bin()
+        .arg("pack")
+        .arg(&src)
+        .arg("-o")
+        .arg(&blob)
+        .args(id_flags())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let data = fs::read(&blob).unwrap();
+    assert_eq!(doc["digest"], sha256(&data));
+    assert_eq!(doc["size"], data.len());
+    insta::assert_json_snapshot!(doc);
+    // the same with SOURCE_DATE_EPOCH from the environment clamps the mtime: another digest
+    let out2 = bin()
+        .arg("pack")
+        .arg(&src)
+        .arg("-o")
+        .arg(&blob)
+        .args(id_flags())
+        .env("SOURCE_DATE_EPOCH", "1000")
+        .output()
+        .unwrap();
+    let doc2: serde_json::Value = serde_json::from_slice(&out2.stdout).unwrap();
+    assert_ne!(doc2["diff_id"], doc["diff_id"]);
+    let out3 = bin()
+        .arg("pack")
+        .arg(&src)
+        .arg("-o")
+        .arg(&blob)
+        .args(id_flags())
+        .arg("--source-date-epoch=1000")
+        .output()
+        .unwrap();
+    let doc3: serde_json::Value = serde_json::from_slice(&out3.stdout).unwrap();
+    assert_eq!(doc2["diff_id"], doc3["diff_id"]);
+}
+
+#[test]
+fn pack_reads_an_ns_run_document_on_stdin_and_writes_into_a_store() {
+    let t = tmp();
+    let upper = t.path().join("upper");
+    write(&upper.join("x"), b"x");
+    let store = t.path().join("store");
+    let mut child = bin()
+        .args([
+            "pack",
+            "--overlay-upper",
+            "--compression",
+            "zstd",
+            "--store",
+        ])
+        .arg(&store)
+        .args(id_flags())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let doc = serde_json::json!({"version": 1, "exit_code": 0, "upper": upper});
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(doc.to_string().as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let d: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        d["media_type"],
+        "application/vnd.oci.image.layer.v1.tar+zstd"
+    );
+    let hex = d["digest"]
+        .as_str()
+        .unwrap()
+        .strip_prefix("sha256:")
+        .unwrap()
+        .to_string();
+    let data = fs::read(store.join("blobs/sha256").join(&hex)).unwrap();
+    assert_eq!(sha256(&data), d["digest"].as_str().unwrap());
+}
+
+#[test]
+fn usage_and_input_errors_exit_2_with_one_line() {
+    let t = tmp();
+    let cases: Vec<Vec<String>> = vec![
+        vec!["pack".into(), t.path().display().to_string()],
+        vec![
+            "pack".into(),
+            t.path().join("missing").display().to_string(),
+            "-o".into(),
+            t.path().join("o").display().to_string(),
+        ],
+        vec![
+            "pack".into(),
+            t.path().display().to_string(),
+            "--level=12".into(),
+            "-o".into(),
+            t.path().join("o").display().to_string(),
+        ],
+        vec!["pack".into(), "--compression=lz4".into()],
+        vec![
+            "pack".into(),
+            t.path().display().to_string(),
+            "--uid-map=1:2".into(),
+            "-o".into(),
+            "x".into(),
+        ],
+    ];
+    for args in cases {
+        let out = bin().args(&args).stdin(Stdio::null()).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        if !args.iter().any(|a| a.contains("lz4")) {
+            assert!(
+                err.starts_with("layer-pack: error: ") && err.lines().count() == 1,
+                "{args:?}: {err}"
+            );
+        }
+        assert!(out.stdout.is_empty());
+    }
+}
+
+#[test]
+fn unpack_reports_and_refuses() {
+    let t = tmp();
+    let src = t.path().join("src");
+    write(&src.join("f"), b"f");
+    let blob = t.path().join("l.tar");
+    assert!(
+        bin()
+            .arg("pack")
+            .arg(&src)
+            .args(["--compression", "none", "-o"])
+            .arg(&blob)
+            .output()
+            .unwrap()
+            .status
+            .success()
+    );
+    let dst = t.path().join("dst");
+    let out = bin().arg("unpack").arg(&blob).arg(&dst).output().unwrap();
+    assert!(out.status.success());
+    let rep: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(rep["version"], 1);
+    assert_eq!(rep["compression"], "none");
+    assert_eq!(rep["entries"], 1);
+    assert_eq!(fs::read(dst.join("f")).unwrap(), b"f");
+    // a mismatch fails with 1 and leaves the new dir absent
+    let dst2 = t.path().join("dst2");
+    let out = bin()
+        .arg("unpack")
+        .arg(&blob)
+        .arg(&dst2)
+        .args(["--expect-diff-id", "sha256:00"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("diff_id mismatch"));
+    assert!(!dst2.exists());
+    // a hostile archive is refused with 2
+    let evil = t.path().join("evil.tar");
+    fs::write(&evil, raw_tar(&[(raw_header(b"../x", b'0', 0, b""), b"")])).unwrap();
+    let out = bin()
+        .arg("unpack")
+        .arg(&evil)
+        .arg(t.path().join("dst3"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("refused entry ../x"));
+    // stdin works
+    let out = bin()
+        .arg("unpack")
+        .arg("-")
+        .arg(t.path().join("dst4"))
+        .stdin(fs::File::open(&blob).unwrap())
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+}
