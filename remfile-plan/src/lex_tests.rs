@@ -446,3 +446,17 @@ mod prop {
         }
     }
 }
+
+#[test]
+fn long_values_with_stars() {
+    let long = "ab".repeat(2000);
+    let env: Vec<(String, String)> = vec![("L".into(), long)];
+    // memoised matching: this finishes at once instead of backtracking exponentially
+    let v = Lexer::default()
+        .word("${L//*b*a/x}|${L%%*a*b}|${L#*b*a*b}", &env)
+        .unwrap();
+    let parts: Vec<&str> = v.split('|').collect();
+    assert_eq!(parts[0], "xb");
+    assert_eq!(parts[1], "");
+    assert_eq!(parts[2], "ab".repeat(1998));
+}

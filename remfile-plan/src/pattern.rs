@@ -103,14 +103,20 @@ impl Matcher<'_> {
     }
 }
 
+impl<'a> Matcher<'a> {
+    /// One matcher serves every start position: a memo entry does not depend on the start.
+    fn new(p: &'a Pattern, t: &'a [char], greedy: bool) -> Self {
+        Matcher {
+            p: &p.0,
+            t,
+            greedy,
+            memo: HashMap::new(),
+        }
+    }
+}
+
 fn match_at(p: &Pattern, t: &[char], start: usize, greedy: bool) -> Option<usize> {
-    let mut m = Matcher {
-        p: &p.0,
-        t,
-        greedy,
-        memo: HashMap::new(),
-    };
-    m.at(0, start)
+    Matcher::new(p, t, greedy).at(0, start)
 }
 
 /// `${V#pat}` (lazy) and `${V##pat}` (greedy): removes the matching prefix.
@@ -132,16 +138,17 @@ pub fn trim_suffix(p: &Pattern, value: &str, greedy: bool) -> String {
         .collect()
 }
 
-fn find(p: &Pattern, t: &[char], from: usize) -> Option<(usize, usize)> {
-    (from..=t.len()).find_map(|s| match_at(p, t, s, true).map(|e| (s, e)))
+fn find(m: &mut Matcher, from: usize) -> Option<(usize, usize)> {
+    (from..=m.t.len()).find_map(|s| m.at(0, s).map(|e| (s, e)))
 }
 
 /// `${V/pat/repl}` (first match) and `${V//pat/repl}` (all matches, Go's rules for empty
 /// matches).
 pub fn replace(p: &Pattern, value: &str, repl: &str, all: bool) -> String {
     let t: Vec<char> = value.chars().collect();
+    let mut m = Matcher::new(p, &t, true);
     if !all {
-        return match find(p, &t, 0) {
+        return match find(&mut m, 0) {
             Some((s, e)) => {
                 let mut out: String = t.get(..s).unwrap_or_default().iter().collect();
                 out.push_str(repl);
@@ -155,7 +162,7 @@ pub fn replace(p: &Pattern, value: &str, repl: &str, all: bool) -> String {
     let mut last_end = 0;
     let mut search = 0;
     while search <= t.len() {
-        let Some((s, e)) = find(p, &t, search) else {
+        let Some((s, e)) = find(&mut m, search) else {
             break;
         };
         out.extend(t.get(last_end..s).unwrap_or_default());

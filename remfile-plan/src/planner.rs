@@ -448,7 +448,7 @@ fn is_predefined(k: &str) -> bool {
             | "BUILDVARIANT"
             | "TARGETSTAGE"
             | "SOURCE_DATE_EPOCH"
-    )
+    ) || k.starts_with("BUILDKIT_")
 }
 
 /// Sets `k` in an ordered variable list (replaced in place, else appended).
