@@ -72,6 +72,8 @@ struct Tee<'w, R, W: Write> {
     inner: R,
     hasher: Sha256,
     out: &'w mut W,
+    /// A failure of the output side (e.g. ENOSPC), kept apart from input errors.
+    write_err: Option<io::Error>,
 }
 
 impl<R: Read, W: Write> Read for Tee<'_, R, W> {
@@ -79,7 +81,11 @@ impl<R: Read, W: Write> Read for Tee<'_, R, W> {
         let n = self.inner.read(buf)?;
         let chunk = buf.get(..n).unwrap_or_default();
         self.hasher.update(chunk);
-        self.out.write_all(chunk)?;
+        if let Err(e) = self.out.write_all(chunk) {
+            let msg = e.to_string();
+            self.write_err = Some(e);
+            return Err(io::Error::other(msg));
+        }
         Ok(n)
     }
 }
@@ -101,24 +107,29 @@ impl Store {
     pub fn ingest_tar_layer(&self, reader: impl Read) -> Result<LayerDoc> {
         let input = decompress(reader).map_err(|e| StoreError::io("read", "tar input", e))?;
         let mut w = self.blob_writer()?;
+        let tmp = self.tmp_dir();
         let diff_id = {
             let mut enc = GzEncoder::new(&mut w, flate2::Compression::new(6));
             let mut tee = Tee {
                 inner: input,
                 hasher: Sha256::new(),
                 out: &mut enc,
+                write_err: None,
             };
             let mut n = 0u64;
-            {
+            let scanned = (|| {
                 let mut ar = tar::Archive::new(&mut tee);
-                let entries = ar.entries().map_err(|e| tar_err(&e))?;
-                for e in entries {
-                    let e = e.map_err(|e| tar_err(&e))?;
-                    let p = e.path().map_err(|e| tar_err(&e))?;
-                    check_entry_path(&p).map_err(|e| tar_err(&e))?;
+                for e in ar.entries()? {
+                    let e = e?;
+                    check_entry_path(&e.path()?)?;
                     n += 1;
                 }
+                Ok::<(), io::Error>(())
+            })();
+            if let Some(e) = tee.write_err.take() {
+                return Err(StoreError::io("write", &tmp, e));
             }
+            scanned.map_err(|e| tar_err(&e))?;
             if n == 0 {
                 return Err(StoreError::Invalid {
                     what: "tar input".into(),

@@ -246,7 +246,7 @@ pub(crate) fn blob_present(store: &Store, d: &Digest, size: u64) -> Result<bool>
 
 /// Downloads one blob into the store: streamed into a store temp file while hashed, resumed with
 /// `Range` after a broken connection, committed only when digest and size match. Returns the
-/// bytes downloaded (0 when it was present).
+/// bytes downloaded, `None` when the blob was already present.
 pub(crate) fn fetch_blob(
     client: &Client,
     store: &Store,
@@ -254,11 +254,11 @@ pub(crate) fn fetch_blob(
     desc: &Descriptor,
     scopes: &[Scope],
     bar: &Bar,
-) -> Result<u64> {
+) -> Result<Option<u64>> {
     if blob_present(store, &desc.digest, desc.size)? {
         bar.set(desc.size);
         bar.finish("exists");
-        return Ok(0);
+        return Ok(None);
     }
     let url = format!("/v2/{repository}/blobs/{}", desc.digest);
     let mut writer = store.blob_writer()?;
@@ -359,7 +359,7 @@ pub(crate) fn fetch_blob(
     }
     writer.commit(Some((&desc.digest, desc.size)))?;
     bar.finish("done");
-    Ok(downloaded)
+    Ok(Some(downloaded))
 }
 
 /// Runs `f` on every item with at most `n` threads; the first error wins.
@@ -456,11 +456,10 @@ pub fn pull(store: &Store, reference: &Reference, opts: &RegistryOptions) -> Res
     let count = AtomicUsize::new(0);
     let fetch = |d: &Descriptor| -> Result<()> {
         let bar = progress.bar(d.digest.short().to_string(), d.size);
-        let n = fetch_blob(&client, store, repository, d, &scopes, &bar)?;
-        if n > 0 || !blob_was_skipped(n, d) {
+        if let Some(n) = fetch_blob(&client, store, repository, d, &scopes, &bar)? {
             count.fetch_add(1, Ordering::Relaxed);
+            bytes.fetch_add(n, Ordering::Relaxed);
         }
-        bytes.fetch_add(n, Ordering::Relaxed);
         Ok(())
     };
     // the config first: it must describe as many diff_ids as there are layers
@@ -515,11 +514,6 @@ pub fn pull(store: &Store, reference: &Reference, opts: &RegistryOptions) -> Res
         bytes_downloaded: bytes.into_inner(),
         tagged,
     })
-}
-
-/// A zero-byte download of a zero-size blob still counts as downloaded.
-fn blob_was_skipped(n: u64, d: &Descriptor) -> bool {
-    n == 0 && d.size > 0
 }
 
 /// All four manifest media types (for documentation and tests).

@@ -16,24 +16,43 @@ pub fn bin() -> Command {
 pub struct TestStore {
     pub dir: tempfile::TempDir,
     pub root: PathBuf,
+    /// Run the binary as this uid/gid (via setpriv), for rootless tests.
+    pub user: Option<u32>,
 }
 
 impl TestStore {
     pub fn new() -> TestStore {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path().join("store");
-        TestStore { dir, root }
+        TestStore {
+            dir,
+            root,
+            user: None,
+        }
     }
 
     pub fn at(root: &Path) -> TestStore {
         TestStore {
             dir: tempfile::tempdir().unwrap(),
             root: root.to_path_buf(),
+            user: None,
         }
     }
 
     pub fn cmd(&self, args: &[&str]) -> Command {
-        let mut c = bin();
+        let mut c = match self.user {
+            None => bin(),
+            Some(id) => {
+                let mut c = Command::new("setpriv");
+                c.arg(format!("--reuid={id}"))
+                    .arg(format!("--regid={id}"))
+                    .arg("--clear-groups")
+                    .arg(env!("CARGO_BIN_EXE_image-store"))
+                    .env_remove("PELAGOS_STORE")
+                    .env_remove("SOURCE_DATE_EPOCH");
+                c
+            }
+        };
         c.arg("--store").arg(&self.root).args(args);
         c
     }
@@ -51,7 +70,8 @@ impl TestStore {
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        child.stdin.take().unwrap().write_all(input).unwrap();
+        // the child may fail (and close stdin) before reading everything
+        let _ = child.stdin.take().unwrap().write_all(input);
         child.wait_with_output().unwrap()
     }
 
