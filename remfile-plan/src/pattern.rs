@@ -146,9 +146,9 @@ fn find(m: &mut Matcher, from: usize) -> Option<(usize, usize)> {
 /// matches).
 pub fn replace(p: &Pattern, value: &str, repl: &str, all: bool) -> String {
     let t: Vec<char> = value.chars().collect();
-    let mut m = Matcher::new(p, &t, true);
+    let mut matcher = Matcher::new(p, &t, true);
     if !all {
-        return match find(&mut m, 0) {
+        return match find(&mut matcher, 0) {
             Some((s, e)) => {
                 let mut out: String = t.get(..s).unwrap_or_default().iter().collect();
                 out.push_str(repl);
@@ -162,7 +162,7 @@ pub fn replace(p: &Pattern, value: &str, repl: &str, all: bool) -> String {
     let mut last_end = 0;
     let mut search = 0;
     while search <= t.len() {
-        let Some((s, e)) = find(&mut m, search) else {
+        let Some((s, e)) = find(&mut matcher, search) else {
             break;
         };
         out.extend(t.get(last_end..s).unwrap_or_default());
