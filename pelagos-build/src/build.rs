@@ -126,6 +126,9 @@ fn read_stdin() -> Result<Vec<u8>, BuildError> {
 pub fn build(opts: &BuildOptions, progress: &Progress) -> Result<BuildOutcome, BuildError> {
     let started = std::time::Instant::now();
     let store_root = opts.store.clone().unwrap_or_else(Store::default_root);
+    std::fs::create_dir_all(&store_root).map_err(io(&store_root))?;
+    // ns-run and overlayfs need absolute paths
+    let store_root = std::fs::canonicalize(&store_root).map_err(io(&store_root))?;
     let store = Store::open(&store_root)?;
     // context
     let mut _stdin_tmp = None;
@@ -215,7 +218,7 @@ pub fn build(opts: &BuildOptions, progress: &Progress) -> Result<BuildOutcome, B
         manifest_size: written.manifest.size,
         platform: target.platform.clone(),
     };
-    crate::output::write_outputs(&store, &opts.outputs, &written.manifest, &result, &opts.tags)?;
+    crate::output::write_outputs(&store, &opts.outputs, &written.manifest, &opts.tags)?;
     if let Some(f) = &opts.iidfile {
         std::fs::write(f, &result.image_id).map_err(io(f))?;
     }

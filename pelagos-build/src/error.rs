@@ -85,6 +85,14 @@ pub enum BuildError {
 }
 
 impl BuildError {
+    /// The message without the step name (for progress lines that already show it).
+    pub fn step_message(&self) -> String {
+        match self {
+            BuildError::StepInput { message, .. } | BuildError::Step { message, .. } => message.clone(),
+            other => other.to_string(),
+        }
+    }
+
     /// Whether this is a usage or input error (exit status 2) rather than a failed build (1).
     pub fn is_usage(&self) -> bool {
         matches!(

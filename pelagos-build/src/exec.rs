@@ -335,7 +335,7 @@ impl<'a> Executor<'a> {
             let out = match out {
                 Ok(o) => o,
                 Err(e) => {
-                    self.progress.error(id, &e.to_string());
+                    self.progress.error(id, &e.step_message());
                     return Err(e);
                 }
             };
