@@ -13,7 +13,9 @@ use crate::types::{
     ConfigDelta, ConfigStep, CopySource, CopyStep, FromRef, InlineFile, Op, RunMount, RunStep,
     Step, WorkdirStep,
 };
-use crate::values::{clean_path, go_quote, parse_ports, parse_size, resolve_dest, valid_signal};
+use crate::values::{
+    clean_path, go_duration, go_quote, parse_ports, parse_size, resolve_dest, valid_signal,
+};
 
 /// The state of a stage while its steps are planned.
 #[derive(Debug, Clone, Default)]
@@ -425,7 +427,16 @@ pub(crate) fn dispatch(
                 }
             };
             state.config.healthcheck = Some(h.clone());
-            let cb = format!("HEALTHCHECK {}", go_quote_list(&h.test));
+            let d = |v: Option<u64>| go_duration(v.unwrap_or(0));
+            let cb = format!(
+                "HEALTHCHECK {{Test:[{}] Interval:{} Timeout:{} StartPeriod:{} StartInterval:{} Retries:{}}}",
+                h.test.join(" "),
+                d(h.interval),
+                d(h.timeout),
+                d(h.start_period),
+                d(h.start_interval),
+                h.retries.unwrap_or(0)
+            );
             config_step(
                 ConfigDelta {
                     healthcheck: Some(h),
@@ -497,9 +508,10 @@ pub(crate) fn dispatch(
                 Some(f) => Some(resolve_stage_from(&cx, f, images)?),
                 None => None,
             };
+            let dest_written = cx.expand(dest, &env)?;
             let step = CopyStep {
                 sources: copy_sources(&cx, sources, heredocs, &env)?,
-                dest: resolve_dest(&state.workdir(), &cx.expand(dest, &env)?),
+                dest: resolve_dest(&state.workdir(), &dest_written),
                 from,
                 chown: cx.opt(flags.chown.as_ref(), &env)?,
                 chmod: cx.opt(flags.chmod.as_ref(), &env)?,
@@ -515,7 +527,7 @@ pub(crate) fn dispatch(
                 unpack: None,
                 workdir: state.workdir(),
             };
-            copy_result("copy", step)
+            copy_result("copy", step, &dest_written)
         }
         Kind::Add {
             sources,
@@ -524,9 +536,10 @@ pub(crate) fn dispatch(
             heredocs,
             ..
         } => {
+            let dest_written = cx.expand(dest, &env)?;
             let step = CopyStep {
                 sources: copy_sources(&cx, sources, heredocs, &env)?,
-                dest: resolve_dest(&state.workdir(), &cx.expand(dest, &env)?),
+                dest: resolve_dest(&state.workdir(), &dest_written),
                 from: None,
                 chown: cx.opt(flags.chown.as_ref(), &env)?,
                 chmod: cx.opt(flags.chmod.as_ref(), &env)?,
@@ -542,7 +555,7 @@ pub(crate) fn dispatch(
                 unpack: flags.unpack,
                 workdir: state.workdir(),
             };
-            copy_result("add", step)
+            copy_result("add", step, &dest_written)
         }
     };
     Ok(Step {
@@ -610,15 +623,19 @@ fn copy_sources(
     Ok(out)
 }
 
-fn copy_result(op: &str, step: CopyStep) -> (Op, String, bool, Value) {
+fn copy_result(op: &str, step: CopyStep, dest_written: &str) -> (Op, String, bool, Value) {
     let mut parts = vec![op.to_ascii_uppercase()];
     for s in &step.sources {
-        parts.push(match s {
-            CopySource::Path(p) => p.clone(),
-            CopySource::Heredoc(f) => f.path.clone(),
-        });
+        if let CopySource::Path(p) = s {
+            parts.push(p.clone());
+        }
     }
-    parts.push(step.dest.clone());
+    for s in &step.sources {
+        if let CopySource::Heredoc(f) = s {
+            parts.push(format!("<<{}", f.path));
+        }
+    }
+    parts.push(dest_written.to_string());
     let created_by = format!("{} # buildkit", parts.join(" "));
     let mut definition = serde_json::to_value(&step).unwrap_or(Value::Null);
     if let Value::Object(m) = &mut definition {

@@ -112,6 +112,37 @@ pub fn valid_signal(s: &str) -> bool {
     rt("RTMIN+") || rt("RTMAX-")
 }
 
+/// Go's `time.Duration.String` of nanoseconds (`0s`, `1.5s`, `1m30s`, `100ms`).
+pub fn go_duration(ns: u64) -> String {
+    fn frac(v: u64, unit: u64) -> String {
+        let (int, rest) = (v / unit, v % unit);
+        if rest == 0 {
+            return int.to_string();
+        }
+        let width = unit.to_string().len() - 1;
+        let digits = format!("{rest:0width$}");
+        format!("{int}.{}", digits.trim_end_matches('0'))
+    }
+    const S: u64 = 1_000_000_000;
+    match ns {
+        0 => "0s".into(),
+        n if n < 1_000 => format!("{n}ns"),
+        n if n < 1_000_000 => format!("{}µs", frac(n, 1_000)),
+        n if n < S => format!("{}ms", frac(n, 1_000_000)),
+        n => {
+            let (h, m, s) = (n / (3600 * S), n / (60 * S) % 60, n % (60 * S));
+            let secs = format!("{}s", frac(s, S));
+            if h > 0 {
+                format!("{h}h{m}m{secs}")
+            } else if m > 0 {
+                format!("{m}m{secs}")
+            } else {
+                secs
+            }
+        }
+    }
+}
+
 /// Go's `%q` of a string (close enough for history text).
 pub fn go_quote(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 2);
@@ -179,5 +210,17 @@ mod tests {
             assert!(!valid_signal(bad), "{bad}");
         }
         assert_eq!(go_quote("a\"b\\c\n"), r#""a\"b\\c\n""#);
+        for (ns, s) in [
+            (0, "0s"),
+            (5_000_000_000, "5s"),
+            (1_500_000_000, "1.5s"),
+            (90_000_000_000, "1m30s"),
+            (3_600_000_000_000, "1h0m0s"),
+            (100_000_000, "100ms"),
+            (1_500, "1.5µs"),
+            (7, "7ns"),
+        ] {
+            assert_eq!(go_duration(ns), s);
+        }
     }
 }
