@@ -42,3 +42,13 @@ fn mounts_heredocs() {
 fn pruning() {
     golden("pruning", &[], Some("test"));
 }
+
+/// The fixture `scripts/compare-buildkit` checks against Docker's BuildKit.
+#[test]
+fn buildkit_env() {
+    golden(
+        "buildkit-env",
+        &[("A", "cli"), ("UNUSED", "1"), ("HTTP_PROXY", "http://p:1")],
+        None,
+    );
+}
