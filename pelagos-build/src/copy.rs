@@ -244,7 +244,8 @@ pub fn plan_copy(src: &Tree, target: &Tree, req: &CopyRequest) -> Result<CopyPla
             }
         }
         for m in matches {
-            if !m.is_empty() && exclude.is_excluded(&m) {
+            // --exclude patterns match a named source by its path or its name
+            if !m.is_empty() && (exclude.is_excluded(&m) || exclude.is_excluded(m.rsplit('/').next().unwrap_or(&m))) {
                 continue;
             }
             // follow a named symlink inside the tree; a dangling one is copied as a link
@@ -265,11 +266,11 @@ pub fn plan_copy(src: &Tree, target: &Tree, req: &CopyRequest) -> Result<CopyPla
                 let mut all = Vec::new();
                 src.walk(&node.rel, &mut all)?;
                 for n in &all {
-                    let rel_src = join(&m, n.rel.strip_prefix(&node.rel).unwrap_or(&n.rel).trim_start_matches('/'));
-                    if exclude.is_excluded(&rel_src) {
+                    // ... and the contents of a directory source relative to that directory
+                    let sub = n.rel.strip_prefix(&node.rel).unwrap_or(&n.rel).trim_start_matches('/');
+                    if exclude.is_excluded(sub) {
                         continue;
                     }
-                    let sub = n.rel.strip_prefix(&node.rel).unwrap_or(&n.rel).trim_start_matches('/');
                     b.entry(n, join(&base, sub));
                 }
             } else {
@@ -456,7 +457,7 @@ mod tests {
         r.parents = true;
         assert_eq!(paths(&plan_copy(&t, &empty(), &r).unwrap()), ["p", "p/sub", "p/sub/c.txt"]);
         let mut r = req(&["src/"], "/e/");
-        r.exclude = vec!["src/*.md".into(), "**/sub".into()];
+        r.exclude = vec!["*.md".into(), "**/sub".into()];
         assert_eq!(paths(&plan_copy(&t, &empty(), &r).unwrap()), ["e", "e/a.txt"]);
     }
 
