@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Parser;
-use remfile_plan::{ImageConfig, PlanOptions, Platform};
+use remfile_plan::{PlanError, PlanOptions, Platform, options::load_base_config};
 
 /// Reads the AST JSON of `remfile-parse` and prints the version-1 Plan JSON.
 #[derive(Parser)]
@@ -33,72 +33,40 @@ struct Cli {
     pretty: bool,
 }
 
-enum Failure {
-    Usage(anyhow::Error),
+fn platform(p: Option<&String>) -> anyhow::Result<Option<Platform>> {
+    Ok(
+        p.map(|p| Platform::parse(p).map_err(PlanError::OptionPlatform))
+            .transpose()?,
+    )
 }
 
-fn run(cli: Cli) -> Result<(), Failure> {
-    let usage = Failure::Usage;
+fn run(cli: &Cli) -> anyhow::Result<()> {
     let text = match cli.ast.as_deref() {
         None | Some("-") => {
             let mut s = String::new();
             std::io::stdin()
                 .read_to_string(&mut s)
-                .context("reading the AST from stdin")
-                .map_err(usage)?;
+                .context("reading the AST from stdin")?;
             s
         }
-        Some(path) => std::fs::read_to_string(path)
-            .with_context(|| format!("reading {path}"))
-            .map_err(usage)?,
+        Some(path) => std::fs::read_to_string(path).with_context(|| format!("reading {path}"))?,
     };
-    let ast: remfile_parse::Remfile = serde_json::from_str(&text)
-        .context("the input is not a version-1 AST document")
-        .map_err(usage)?;
-    let mut opts = PlanOptions::default();
+    let ast: remfile_parse::Remfile =
+        serde_json::from_str(&text).context("the input is not a version-1 AST document")?;
+    let mut opts = PlanOptions {
+        target: cli.target.clone(),
+        platform: platform(cli.platform.as_ref())?,
+        build_platform: platform(cli.build_platform.as_ref())?,
+        ..PlanOptions::default()
+    };
     for a in &cli.build_args {
-        if a.contains('=') {
-            opts.build_args
-                .push(PlanOptions::parse_build_arg(a).map_err(|e| usage(e.into()))?);
-        } else if !remfile_plan::options::valid_arg_name(a) {
-            return Err(usage(remfile_plan::PlanError::BuildArg(a.clone()).into()));
-        } else if let Ok(v) = std::env::var(a) {
-            opts.build_args.push((a.clone(), v));
-        }
+        opts.add_build_arg(a, |k| std::env::var(k).ok())?;
     }
-    opts.target = cli.target;
-    if let Some(p) = &cli.platform {
-        opts.platform = Some(
-            Platform::parse(p)
-                .map_err(remfile_plan::PlanError::OptionPlatform)
-                .map_err(|e| usage(e.into()))?,
-        );
-    }
-    if let Some(p) = &cli.build_platform {
-        opts.build_platform = Some(
-            Platform::parse(p)
-                .map_err(remfile_plan::PlanError::OptionPlatform)
-                .map_err(|e| usage(e.into()))?,
-        );
-    }
-    let mut bases: BTreeMap<String, ImageConfig> = BTreeMap::new();
+    let mut bases = BTreeMap::new();
     for b in &cli.base_configs {
-        let (r, file) = b
-            .split_once('=')
-            .with_context(|| format!("--base-config {b:?}: expected REF=FILE"))
-            .map_err(usage)?;
-        let image = remfile_plan::reference::normalize(r)
-            .with_context(|| format!("--base-config {b:?}"))
-            .map_err(usage)?;
-        let doc = std::fs::read_to_string(file)
-            .with_context(|| format!("reading {file}"))
-            .map_err(usage)?;
-        let cfg = ImageConfig::from_oci_json(&doc)
-            .with_context(|| format!("--base-config {file}"))
-            .map_err(usage)?;
-        bases.insert(image, cfg);
+        load_base_config(b, &mut bases)?;
     }
-    let plan = remfile_plan::plan(&ast, &opts, &bases).map_err(|e| usage(e.into()))?;
+    let plan = remfile_plan::plan(&ast, &opts, &bases)?;
     for w in &plan.warnings {
         match w.line {
             Some(l) => eprintln!("remfile-plan: warning: line {l}: {}", w.message),
@@ -109,9 +77,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
         serde_json::to_string_pretty(&plan)
     } else {
         serde_json::to_string(&plan)
-    }
-    .context("serialising the plan")
-    .map_err(usage)?;
+    }?;
     let mut stdout = std::io::stdout().lock();
     // a closed pipe is not an error of ours
     let _ = writeln!(stdout, "{out}").and_then(|()| stdout.flush());
@@ -119,9 +85,10 @@ fn run(cli: Cli) -> Result<(), Failure> {
 }
 
 fn main() -> ExitCode {
-    match run(Cli::parse()) {
+    // every failure here is about the input or the flags: exit 2
+    match run(&Cli::parse()) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(Failure::Usage(e)) => {
+        Err(e) => {
             eprintln!("remfile-plan: error: {e:#}");
             ExitCode::from(2)
         }
