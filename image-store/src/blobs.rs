@@ -109,7 +109,8 @@ impl std::fmt::Debug for VerifiedReader {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("VerifiedReader")
             .field("expected", &self.expected)
-            .finish()
+            .field("size", &self.size)
+            .finish_non_exhaustive()
     }
 }
 

@@ -53,7 +53,7 @@ impl Digest {
     }
 
     /// The algorithm (`sha256`).
-    pub fn algorithm(&self) -> &str {
+    pub fn algorithm(&self) -> &'static str {
         "sha256"
     }
 

@@ -362,16 +362,13 @@ impl Store {
         }
         let tmp;
         let mut file;
-        let w: &mut dyn Write = match dest {
-            Some(p) => {
-                tmp = p.with_extension("partial");
-                file = io::BufWriter::new(fs::File::create(&tmp).ctx("create", &tmp)?);
-                &mut file
-            }
-            None => {
-                tmp = std::path::PathBuf::new();
-                out
-            }
+        let w: &mut dyn Write = if let Some(p) = dest {
+            tmp = p.with_extension("partial");
+            file = io::BufWriter::new(fs::File::create(&tmp).ctx("create", &tmp)?);
+            &mut file
+        } else {
+            tmp = std::path::PathBuf::new();
+            out
         };
         let res = match format {
             ExportFormat::Oci => self.export_oci_tar(images, &mut *w),

@@ -63,7 +63,7 @@ impl Store {
             problems: Vec::new(),
         };
         // keep gc out while we look
-        let _g = self.gc_shared()?;
+        let gc_lock = self.gc_shared()?;
         let mut problem = |kind: &str, object: String, message: String, repaired: bool| {
             r.problems.push(Problem {
                 kind: kind.into(),
@@ -211,9 +211,7 @@ impl Store {
                         .pointer("/record/layer/descriptor/digest")
                         .and_then(|d| d.as_str())
                         .map(Digest::parse);
-                    if !name_ok {
-                        Some("file name does not match the key".into())
-                    } else {
+                    if name_ok {
                         match layer {
                             Some(Ok(d)) if !good.contains(&d) => {
                                 Some(format!("layer {d} missing or corrupt"))
@@ -221,6 +219,8 @@ impl Store {
                             Some(Err(_)) => Some("invalid layer digest".into()),
                             _ => None,
                         }
+                    } else {
+                        Some("file name does not match the key".into())
                     }
                 }
             };
@@ -229,7 +229,7 @@ impl Store {
                 problem("cache", path.display().to_string(), msg, fixed);
             }
         }
-        drop(_g);
+        drop(gc_lock);
 
         // temp files of dead owners (never a problem: a killed process leaves them)
         scan_leases(self, repair)?;

@@ -70,7 +70,8 @@ pub(crate) fn scan_leases(
 pub(crate) fn temp_owner_live(store: &Store, name: &str) -> bool {
     let owner = temp_owner(name);
     lease_is_live(&store.root().join("leases").join(owner))
-        || (name.ends_with(".lease") && lease_is_live(&store.tmp_dir().join(name)))
+        || (Path::new(name).extension().is_some_and(|e| e == "lease")
+            && lease_is_live(&store.tmp_dir().join(name)))
 }
 
 /// Removes temp entries whose owner lease is not live (checked per entry, at that moment) and
@@ -167,7 +168,7 @@ impl Store {
             ..GcReport::default()
         };
         // our own lease must not be taken while we hold the gc lock exclusively (it is not needed)
-        let _g = self.lock_file("gc", FlockOperation::LockExclusive)?;
+        let gc_lock = self.lock_file("gc", FlockOperation::LockExclusive)?;
         if prune_cache {
             report.cache_records_removed = self.cache_clear()? as u64;
         }
@@ -203,7 +204,7 @@ impl Store {
             }
         }
         crate::store::sync_parent(&bdir.join("x"))?;
-        drop(_g);
+        drop(gc_lock);
         for t in doomed_snapshots {
             report.bytes_freed += tree_size(&t);
             if fs::remove_dir_all(&t).is_ok() {

@@ -226,23 +226,20 @@ impl Store {
         created_by: &str,
         reference: Option<&Reference>,
     ) -> Result<WrittenImage> {
-        let (mut cfg, mut descs) = match base {
-            Some(r) => {
-                let img = self.image(r)?;
-                (img.config, img.manifest.layers)
-            }
-            None => {
-                let p = Platform::host();
-                (
-                    ImageConfig {
-                        architecture: p.architecture,
-                        os: p.os,
-                        variant: p.variant,
-                        ..ImageConfig::default()
-                    },
-                    Vec::new(),
-                )
-            }
+        let (mut cfg, mut descs) = if let Some(r) = base {
+            let img = self.image(r)?;
+            (img.config, img.manifest.layers)
+        } else {
+            let p = Platform::host();
+            (
+                ImageConfig {
+                    architecture: p.architecture,
+                    os: p.os,
+                    variant: p.variant,
+                    ..ImageConfig::default()
+                },
+                Vec::new(),
+            )
         };
         let created = created_now();
         cfg.created = Some(created.clone());

@@ -29,7 +29,7 @@ pub struct LoadedImage {
     pub image_id: Digest,
 }
 
-/// Options of [`Store::load`].
+/// Options of [`Store::load_path`] and [`Store::load_tar`].
 #[derive(Debug, Clone, Default)]
 pub struct LoadOptions {
     /// Tag for the (single) image, overriding any name in the input.
@@ -151,7 +151,12 @@ impl Store {
                 let d = Digest::parse(&format!("sha256:{hex}"))?;
                 self.put_blob(&mut e, Some((&d, size)))?;
                 blobs.insert(name, (d, size));
-            } else if name.ends_with(".json") || name == "oci-layout" || name == "repositories" {
+            } else if Path::new(&name)
+                .extension()
+                .is_some_and(|x| x.eq_ignore_ascii_case("json"))
+                || name == "oci-layout"
+                || name == "repositories"
+            {
                 if size > crate::MAX_DOCUMENT_SIZE {
                     return Err(invalid(&name, "file too large"));
                 }

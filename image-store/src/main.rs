@@ -132,6 +132,16 @@ fn out(
     Ok(true)
 }
 
+/// One line per item.
+fn lines<T>(items: &[T], f: impl Fn(&T) -> String) -> String {
+    let mut s = String::new();
+    for i in items {
+        s.push_str(&f(i));
+        s.push('\n');
+    }
+    s
+}
+
 fn reference(s: &str) -> anyhow::Result<Reference> {
     Ok(Reference::parse(s)?)
 }
@@ -175,7 +185,7 @@ fn run(cli: Cli) -> anyhow::Result<bool> {
             }
             let doc = serde_json::json!({"version": 1, "removed": removed});
             out(json, &doc, || {
-                removed.iter().map(|r| format!("untagged {r}\n")).collect()
+                lines(&removed, |r| format!("untagged {r}"))
             })
         }
         Cmd::Gc { prune_cache } => {
@@ -263,16 +273,13 @@ fn run(cli: Cli) -> anyhow::Result<bool> {
             };
             let doc = serde_json::json!({"version": 1, "images": loaded});
             out(json, &doc, || {
-                loaded
-                    .iter()
-                    .map(|l| {
-                        format!(
-                            "loaded {} {}\n",
-                            l.reference.as_deref().unwrap_or("<untagged>"),
-                            l.image_id
-                        )
-                    })
-                    .collect()
+                lines(&loaded, |l| {
+                    format!(
+                        "loaded {} {}",
+                        l.reference.as_deref().unwrap_or("<untagged>"),
+                        l.image_id
+                    )
+                })
             })
         }
         Cmd::Export {
@@ -295,10 +302,7 @@ fn run(cli: Cli) -> anyhow::Result<bool> {
             let lowers = store.lowers_of(&img)?;
             let doc = serde_json::json!({"version": 1, "lowers": lowers});
             out(json, &doc, || {
-                lowers
-                    .iter()
-                    .map(|l| format!("{}\n", l.display()))
-                    .collect()
+                lines(&lowers, |l| l.display().to_string())
             })
         }
         Cmd::Commit {

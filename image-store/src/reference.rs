@@ -237,6 +237,7 @@ impl Reference {
     }
 
     /// The same repository pinned to a digest (no tag).
+    #[must_use]
     pub fn with_digest(&self, digest: Digest) -> Reference {
         Reference {
             domain: self.domain.clone(),
@@ -355,7 +356,7 @@ mod tests {
             "ex ample/app",
             "app:t a g",
             &format!("x:{}", "t".repeat(129)),
-            &format!("{}", "a".repeat(300)),
+            &"a".repeat(300),
         ] {
             assert!(Reference::parse(bad).is_err(), "{bad:?} accepted");
         }

@@ -168,8 +168,3 @@ pub fn run_tool(cmd: &str, args: &[&str]) -> Output {
     );
     o
 }
-
-pub fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions
-    unsafe { libc::geteuid() == 0 }
-}
