@@ -10,8 +10,8 @@
 //! Entry points: [`Store::open`], [`Reference::parse`], [`Store::put_blob`],
 //! [`Store::blob_writer`], [`Store::open_blob`], [`Store::write_image`], [`Store::tag`],
 //! [`Store::resolve`], [`Store::snapshot`], [`Store::lowers`], [`Store::cache_get`],
-//! [`Store::cache_put`], [`Store::gc`], [`Store::fsck`], [`Store::import`], [`Store::load`],
-//! [`Store::export`].
+//! [`Store::cache_put`], [`Store::gc`], [`Store::fsck`], [`Store::import_tar`],
+//! [`Store::import_dir`], [`Store::commit`], [`Store::load_path`], [`Store::export`].
 //!
 //! Guarantees: every write is temp file + fsync + rename; `index.json` changes hold a lock; a
 //! [`Store`] handle holds a lease so `gc` never removes what it wrote or resolved; every blob from
