@@ -787,6 +787,14 @@ fn abs_target(workdir: &str, t: &str) -> String {
     }
 }
 
+fn checked_target(cx: &Ctx, workdir: &str, t: &str) -> Result<String, PlanError> {
+    let abs = abs_target(workdir, t);
+    if abs == "/" {
+        return Err(cx.invalid(format!("invalid mount target {t:?}")));
+    }
+    Ok(abs)
+}
+
 fn run_mount(
     cx: &Ctx,
     m: &Mount,
@@ -818,7 +826,7 @@ fn run_mount(
             from: f,
             readonly,
         } => RunMount::Bind {
-            target: abs_target(workdir, &ex(target)?),
+            target: checked_target(cx, workdir, &ex(target)?)?,
             source: clean_path(&format!("/{}", exo(source)?.unwrap_or_default())),
             from: from(f, images)?,
             readonly: *readonly,
@@ -834,12 +842,13 @@ fn run_mount(
             uid,
             gid,
         } => {
-            let target = abs_target(workdir, &ex(target)?);
+            let written = ex(target)?;
             RunMount::Cache {
+                // BuildKit's default id is the target as written
                 id: exo(id)?
                     .filter(|i| !i.is_empty())
-                    .unwrap_or_else(|| target.clone()),
-                target,
+                    .unwrap_or_else(|| written.clone()),
+                target: checked_target(cx, workdir, &written)?,
                 sharing: match sharing {
                     Sharing::Shared => "shared",
                     Sharing::Private => "private",
@@ -859,7 +868,7 @@ fn run_mount(
             size,
             readonly,
         } => RunMount::Tmpfs {
-            target: abs_target(workdir, &ex(target)?),
+            target: checked_target(cx, workdir, &ex(target)?)?,
             size: match exo(size)? {
                 None => None,
                 Some(s) => Some(

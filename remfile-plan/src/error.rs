@@ -58,14 +58,6 @@ pub enum PlanError {
     /// `--target` names no stage.
     #[error("target stage {0:?} could not be found")]
     UnknownTarget(String),
-    /// Two stages with one name.
-    #[error("line {line}: duplicate stage name {name:?}")]
-    DuplicateStage {
-        /// Line of the second FROM.
-        line: u32,
-        /// The name.
-        name: String,
-    },
     /// A stage name BuildKit does not accept.
     #[error(
         "line {line}: invalid name for build stage: {name:?}, name can't start with a number or contain symbols"
@@ -143,7 +135,6 @@ impl PlanError {
             | PlanError::Expand { line, .. }
             | PlanError::EmptyBase { line, .. }
             | PlanError::Platform { line, .. }
-            | PlanError::DuplicateStage { line, .. }
             | PlanError::StageName { line, .. }
             | PlanError::StageIndex { line, .. }
             | PlanError::Cycle { line, .. }

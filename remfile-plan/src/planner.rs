@@ -74,7 +74,11 @@ pub(crate) fn resolve_from(
             }),
         };
     }
-    if let Some((_, i)) = names.iter().find(|(n, _)| n.eq_ignore_ascii_case(value)) {
+    if let Some((_, i)) = names
+        .iter()
+        .rev()
+        .find(|(n, _)| n.eq_ignore_ascii_case(value))
+    {
         return Ok(FromRef::Stage(*i));
     }
     reference::normalize(value)
@@ -140,6 +144,7 @@ pub fn plan(
     }
 
     // stage names and the target
+    let mut warnings: Vec<Warning> = Vec::new();
     let mut names: Vec<(String, usize)> = Vec::new();
     for (i, (from, _)) in froms.iter().enumerate() {
         if let Kind::From {
@@ -154,9 +159,12 @@ pub fn plan(
                 });
             }
             if names.iter().any(|(n, _)| *n == lower) {
-                return Err(PlanError::DuplicateStage {
-                    line: from.span.line,
-                    name: lower,
+                // a lint warning in BuildKit; later lookups find the last stage of the name
+                warnings.push(Warning {
+                    line: Some(from.span.line),
+                    message: format!(
+                        "duplicate stage name {lower:?}: stage names should be unique"
+                    ),
                 });
             }
             names.push((lower, i));
@@ -166,6 +174,7 @@ pub fn plan(
         None => froms.len() - 1,
         Some(t) => names
             .iter()
+            .rev()
             .find(|(n, _)| n.eq_ignore_ascii_case(t))
             .map(|(_, i)| *i)
             .ok_or_else(|| PlanError::UnknownTarget(t.clone()))?,
@@ -238,6 +247,7 @@ pub fn plan(
         }
         let inherited = names
             .iter()
+            .rev()
             .find(|(n, i)| *i < index && n.eq_ignore_ascii_case(&name))
             .and_then(|(_, i)| raw.get(*i))
             .map(|s: &RawStage| s.platform.clone());
@@ -254,6 +264,7 @@ pub fn plan(
             Base::Scratch { scratch: true }
         } else if let Some((_, i)) = names
             .iter()
+            .rev()
             .find(|(n, i)| *i < index && n.eq_ignore_ascii_case(&name))
         {
             Base::Stage { stage: *i }
@@ -338,7 +349,6 @@ pub fn plan(
     };
 
     // dispatch every reachable stage in index order (a base stage always comes first)
-    let mut warnings: Vec<Warning> = Vec::new();
     let mut finals: BTreeMap<usize, StageState> = BTreeMap::new();
     let mut planned: BTreeMap<usize, Stage> = BTreeMap::new();
     let mut images: BTreeSet<String> = BTreeSet::new();

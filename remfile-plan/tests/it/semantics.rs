@@ -540,11 +540,8 @@ fn graph_errors() {
     );
     let e = plan_err("FROM busybox AS a\nCOPY --from=$X /x /x\n", &[]);
     assert_eq!(e, PlanError::FromVariable { line: 2 });
-    let e = plan_err("FROM busybox AS a\nFROM busybox AS A\n", &[]);
-    assert!(
-        matches!(e, PlanError::DuplicateStage { line: 2, .. }),
-        "{e}"
-    );
+    let e = plan_err("FROM busybox\nRUN --mount=type=tmpfs,target=/ x\n", &[]);
+    assert_eq!(e.line(), Some(2));
     let e = plan_err("ARG B\nFROM $B\n", &[]);
     assert!(matches!(e, PlanError::EmptyBase { line: 2, .. }), "{e}");
     let e = plan_err("FROM --platform=linux busybox\n", &[]);
@@ -555,6 +552,21 @@ fn graph_errors() {
     assert_eq!(e, PlanError::NoStages);
     let e = plan_err("FROM Not/Valid\n", &[]);
     assert!(matches!(e, PlanError::Reference { line: 1, .. }), "{e}");
+}
+
+#[test]
+fn duplicate_stage_names_warn_and_the_last_one_wins() {
+    let p = plan(
+        "FROM busybox AS a\nENV N=1\nFROM busybox AS A\nENV N=2\nFROM a\nRUN x\n",
+        &[],
+    );
+    assert_eq!(last(&p).base, Base::Stage { stage: 1 });
+    assert_eq!(get(&the_run(&p).env, "N"), Some("2"));
+    assert!(
+        p.warnings
+            .iter()
+            .any(|w| w.line == Some(3) && w.message.contains("duplicate stage name"))
+    );
 }
 
 #[test]
