@@ -144,6 +144,7 @@ fn run_step(ex: &Executor<'_>, st: &StageResult, step: &Step, r: &RunStep, name:
         let lowers = ex.lowers(&st.layers)?;
         let mut keep: Vec<TempPath> = Vec::new();
         let mut mounts = Vec::new();
+        let mut argv = r.argv.clone();
         if !r.heredocs.is_empty() {
             let dir = TempPath(ex.store.temp_path("heredoc")?);
             std::fs::create_dir_all(&dir.0).map_err(|e| failed(name, e))?;
@@ -151,7 +152,21 @@ fn run_step(ex: &Executor<'_>, st: &StageResult, step: &Step, r: &RunStep, name:
                 let p = dir.0.join(format!("h{i}"));
                 std::fs::write(&p, &h.data).map_err(|e| failed(name, e))?;
                 std::fs::set_permissions(&p, std::fs::Permissions::from_mode(h.mode & 0o7777)).map_err(|e| failed(name, e))?;
-                mounts.push(ns_run::MountSpec::Bind { source: p, target: h.path.clone(), readonly: true });
+                // ns-run mounts a fresh tmpfs on /dev after creating mount targets, which would
+                // hide BuildKit's /dev/pipes/NAME: mount the script elsewhere and point argv at it
+                let target = match h.path.strip_prefix("/dev/pipes/") {
+                    Some(rest) => {
+                        let t = format!("/run/pelagos-heredoc/{rest}");
+                        for a in &mut argv {
+                            if *a == h.path {
+                                a.clone_from(&t);
+                            }
+                        }
+                        t
+                    }
+                    None => h.path.clone(),
+                };
+                mounts.push(ns_run::MountSpec::Bind { source: p, target, readonly: true });
             }
             keep.push(dir);
         }
@@ -203,7 +218,7 @@ fn run_step(ex: &Executor<'_>, st: &StageResult, step: &Step, r: &RunStep, name:
         let spec = ns_run::RunSpec {
             lowers,
             work_root: Some(ex.store.tmp_dir()),
-            argv: r.argv.clone(),
+            argv,
             env,
             workdir: Some(r.workdir.clone()),
             user: (!r.user.is_empty()).then(|| r.user.clone()),
