@@ -14,6 +14,9 @@ use std::collections::BTreeSet;
 
 use crate::pattern::{self, Pattern};
 
+/// How deep `${...}` may nest (bounds the lexer's recursion).
+pub const MAX_NESTING: usize = 200;
+
 /// An error of the lexer; the message names the problem as BuildKit does.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum LexError {
@@ -40,6 +43,9 @@ pub enum LexError {
     /// A quote without its closing quote.
     #[error("unexpected end of statement while looking for matching {0}")]
     Unterminated(&'static str),
+    /// `${` nested deeper than [`MAX_NESTING`].
+    #[error("variable substitutions nested more than {MAX_NESTING} deep")]
+    TooDeep,
     /// A bad `${V#pattern}` pattern.
     #[error("invalid pattern ({pattern}) in substitution: {reason}")]
     Pattern {
@@ -127,6 +133,7 @@ impl Lexer {
             lex: *self,
             chars: word.chars().collect(),
             pos: 0,
+            depth: 0,
             env,
             matched: BTreeSet::new(),
             unmatched: BTreeSet::new(),
@@ -194,6 +201,7 @@ struct ShellWord<'e, E: Env + ?Sized> {
     lex: Lexer,
     chars: Vec<char>,
     pos: usize,
+    depth: usize,
     env: &'e E,
     matched: BTreeSet<String>,
     unmatched: BTreeSet<String>,
@@ -374,6 +382,17 @@ impl<E: Env + ?Sized> ShellWord<'_, E> {
             return Ok(self.get_env(&name).unwrap_or_default());
         }
         self.next();
+        if self.depth >= MAX_NESTING {
+            return Err(LexError::TooDeep);
+        }
+        self.depth += 1;
+        let r = self.process_braced();
+        self.depth -= 1;
+        r
+    }
+
+    /// After `${`.
+    fn process_braced(&mut self) -> Result<String, LexError> {
         match self.peek() {
             None => return Err(LexError::MissingBrace),
             Some('{' | '}' | ':') => return Err(LexError::BadSubstitution),

@@ -460,3 +460,27 @@ fn long_values_with_stars() {
     assert_eq!(parts[1], "");
     assert_eq!(parts[2], "ab".repeat(1998));
 }
+
+#[test]
+fn deep_nesting_is_an_error_not_a_stack_overflow() {
+    let env = env();
+    let deep = "${A:-".repeat(100_000) + &"}".repeat(100_000);
+    assert_eq!(Lexer::default().word(&deep, &env), Err(LexError::TooDeep));
+    // the deepest accepted nesting fits a test thread's 2 MiB stack (debug build)
+    let ok = "${A:-".repeat(MAX_NESTING) + "x" + &"}".repeat(MAX_NESTING);
+    assert_eq!(Lexer::default().word(&ok, &env).unwrap(), "x");
+}
+
+#[test]
+fn long_literal_patterns_and_many_stars() {
+    let long = "a".repeat(200_000);
+    let env: Vec<(String, String)> = vec![("L".into(), long.clone()), ("P".into(), long)];
+    assert_eq!(Lexer::default().word("${L#$P}", &env).unwrap(), "");
+    assert_eq!(Lexer::default().word("${L%$P}", &env).unwrap(), "");
+    let stars = "*".repeat(300);
+    let env2: Vec<(String, String)> = vec![("S".into(), stars)];
+    assert!(matches!(
+        Lexer::default().word("${L#$S}", &env2),
+        Err(LexError::Pattern { .. })
+    ));
+}

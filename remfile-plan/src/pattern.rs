@@ -6,6 +6,9 @@
 
 use std::collections::HashMap;
 
+/// Stars bound the matcher's recursion depth.
+const MAX_STARS: usize = 256;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Tok {
     Lit(char),
@@ -41,6 +44,9 @@ impl Pattern {
                 c => toks.push(Tok::Lit(c)),
             }
         }
+        if toks.iter().filter(|t| **t == Tok::Star).count() > MAX_STARS {
+            return Err(format!("more than {MAX_STARS} '*' wildcards"));
+        }
         Ok(Pattern(toks))
     }
 
@@ -59,47 +65,40 @@ struct Matcher<'a> {
 impl Matcher<'_> {
     /// The end of the preferred match of `p[pi..]` at `t[ti..]`.
     fn at(&mut self, pi: usize, ti: usize) -> Option<usize> {
+        // literals and `?` in a loop: recursion only at stars (their number is bounded)
+        let (mut pi, mut ti) = (pi, ti);
+        loop {
+            match self.p.get(pi) {
+                None => return Some(ti),
+                Some(Tok::Lit(c)) if self.t.get(ti) == Some(c) => {}
+                Some(Tok::Any) if ti < self.t.len() => {}
+                Some(Tok::Star) => break,
+                Some(_) => return None,
+            }
+            pi += 1;
+            ti += 1;
+        }
         if let Some(r) = self.memo.get(&(pi, ti)) {
             return *r;
         }
-        let r = match self.p.get(pi) {
-            None => Some(ti),
-            Some(Tok::Lit(c)) => {
-                if self.t.get(ti) == Some(c) {
-                    self.at(pi + 1, ti + 1)
-                } else {
-                    None
+        let mut found = None;
+        if self.greedy {
+            for end in (ti..=self.t.len()).rev() {
+                if let Some(e) = self.at(pi + 1, end) {
+                    found = Some(e);
+                    break;
                 }
             }
-            Some(Tok::Any) => {
-                if ti < self.t.len() {
-                    self.at(pi + 1, ti + 1)
-                } else {
-                    None
+        } else {
+            for end in ti..=self.t.len() {
+                if let Some(e) = self.at(pi + 1, end) {
+                    found = Some(e);
+                    break;
                 }
             }
-            Some(Tok::Star) => {
-                let mut found = None;
-                if self.greedy {
-                    for end in (ti..=self.t.len()).rev() {
-                        if let Some(e) = self.at(pi + 1, end) {
-                            found = Some(e);
-                            break;
-                        }
-                    }
-                } else {
-                    for end in ti..=self.t.len() {
-                        if let Some(e) = self.at(pi + 1, end) {
-                            found = Some(e);
-                            break;
-                        }
-                    }
-                }
-                found
-            }
-        };
-        self.memo.insert((pi, ti), r);
-        r
+        }
+        self.memo.insert((pi, ti), found);
+        found
     }
 }
 
