@@ -30,6 +30,7 @@ mod import;
 mod load;
 mod oci;
 mod reference;
+pub mod registry;
 mod report;
 mod snapshots;
 mod store;

@@ -1,6 +1,7 @@
 //! `WWW-Authenticate` challenges (RFC 7235) and the token response of the Docker token flow.
 
 use std::collections::BTreeMap;
+use std::fmt::Write as _;
 
 use serde::Deserialize;
 
@@ -33,39 +34,45 @@ fn is_token_char(c: u8) -> bool {
 
 /// Parses a `WWW-Authenticate` header value into its challenges. Unparseable tails are ignored.
 pub fn parse_challenges(header: &str) -> Vec<Challenge> {
-    let s = header.as_bytes();
+    let bytes = header.as_bytes();
     let mut out: Vec<Challenge> = Vec::new();
-    let mut i = 0;
+    let mut pos = 0;
     loop {
-        i = skip_ws(s, i);
-        while s.get(i) == Some(&b',') {
-            i = skip_ws(s, i + 1);
+        pos = skip_ws(bytes, pos);
+        while bytes.get(pos) == Some(&b',') {
+            pos = skip_ws(bytes, pos + 1);
         }
-        if i >= s.len() {
+        if pos >= bytes.len() {
             break;
         }
         // a token: a scheme, or a parameter name of the current challenge
-        let start = i;
-        while s.get(i).is_some_and(|c| is_token_char(*c) && *c != b'=') {
-            i += 1;
+        let start = pos;
+        while bytes
+            .get(pos)
+            .is_some_and(|c| is_token_char(*c) && *c != b'=')
+        {
+            pos += 1;
         }
-        if i == start {
+        if pos == start {
             break;
         }
-        let word = header.get(start..i).unwrap_or_default().to_ascii_lowercase();
-        let j = skip_ws(s, i);
-        if s.get(j) == Some(&b'=') && !out.is_empty() {
+        let word = header
+            .get(start..pos)
+            .unwrap_or_default()
+            .to_ascii_lowercase();
+        let j = skip_ws(bytes, pos);
+        if bytes.get(j) == Some(&b'=') && !out.is_empty() {
             // name=value
-            let mut k = skip_ws(s, j + 1);
-            let value = if s.get(k) == Some(&b'"') {
+            let mut k = skip_ws(bytes, j + 1);
+            let value = if bytes.get(k) == Some(&b'"') {
                 k += 1;
                 let mut v = Vec::new();
-                while let Some(&c) = s.get(k) {
+                while let Some(&c) = bytes.get(k) {
                     k += 1;
                     match c {
                         b'"' => break,
                         b'\\' => {
-                            if let Some(&n) = s.get(k) {
+                            if let Some(&n) = bytes.get(k) {
                                 v.push(n);
                                 k += 1;
                             }
@@ -76,7 +83,7 @@ pub fn parse_challenges(header: &str) -> Vec<Challenge> {
                 String::from_utf8_lossy(&v).into_owned()
             } else {
                 let vs = k;
-                while s.get(k).is_some_and(|c| *c != b',' && *c != b' ') {
+                while bytes.get(k).is_some_and(|c| *c != b',' && *c != b' ') {
                     k += 1;
                 }
                 header.get(vs..k).unwrap_or_default().to_string()
@@ -84,13 +91,13 @@ pub fn parse_challenges(header: &str) -> Vec<Challenge> {
             if let Some(c) = out.last_mut() {
                 c.params.insert(word, value);
             }
-            i = k;
+            pos = k;
         } else {
             out.push(Challenge {
                 scheme: word,
                 params: BTreeMap::new(),
             });
-            i = j;
+            pos = j;
         }
     }
     out
@@ -125,7 +132,7 @@ pub(crate) fn url_encode(s: &str) -> String {
         if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
             out.push(b as char);
         } else {
-            out.push_str(&format!("%{b:02X}"));
+            let _ = write!(out, "%{b:02X}");
         }
     }
     out
@@ -144,10 +151,7 @@ mod tests {
         assert_eq!(c[0].scheme, "bearer");
         assert_eq!(c[0].param("realm"), Some("https://auth.docker.io/token"));
         assert_eq!(c[0].param("service"), Some("registry.docker.io"));
-        assert_eq!(
-            c[0].param("scope"),
-            Some("repository:library/busybox:pull")
-        );
+        assert_eq!(c[0].param("scope"), Some("repository:library/busybox:pull"));
     }
 
     #[test]
@@ -166,7 +170,14 @@ mod tests {
 
     #[test]
     fn garbage_does_not_panic() {
-        for h in ["", ",,,", "=", "Bearer =", "Bearer realm=\"unterminated", "\u{1F600}=x"] {
+        for h in [
+            "",
+            ",,,",
+            "=",
+            "Bearer =",
+            "Bearer realm=\"unterminated",
+            "\u{1F600}=x",
+        ] {
             let _ = parse_challenges(h);
         }
     }
@@ -179,6 +190,9 @@ mod tests {
         assert_eq!(t.into_token(), Some(("b".into(), 60)));
         let t: TokenResponse = serde_json::from_str(r#"{"token":""}"#).unwrap();
         assert_eq!(t.into_token(), None);
-        assert_eq!(url_encode("repository:a/b:pull,push"), "repository%3Aa%2Fb%3Apull%2Cpush");
+        assert_eq!(
+            url_encode("repository:a/b:pull,push"),
+            "repository%3Aa%2Fb%3Apull%2Cpush"
+        );
     }
 }

@@ -2,6 +2,7 @@
 //! requests with retries and backoff.
 
 use std::collections::HashMap;
+use std::fmt::Write as _;
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::PathBuf;
@@ -399,11 +400,11 @@ impl Client {
                 let mut url = realm.to_string();
                 let mut sep = if url.contains('?') { '&' } else { '?' };
                 if !service.is_empty() {
-                    url.push_str(&format!("{sep}service={}", url_encode(service)));
+                    let _ = write!(url, "{sep}service={}", url_encode(service));
                     sep = '&';
                 }
                 for s in &scope_strs {
-                    url.push_str(&format!("{sep}scope={}", url_encode(s)));
+                    let _ = write!(url, "{sep}scope={}", url_encode(s));
                     sep = '&';
                 }
                 let basic = cred.as_ref().map(Credential::basic_header);
@@ -451,7 +452,8 @@ impl Client {
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         // renew a little before expiry
         let exp = Instant::now() + Duration::from_secs(ttl.saturating_sub(5).max(1));
-        st.tokens.insert(Self::scope_key(scopes), (tok.clone(), exp));
+        st.tokens
+            .insert(Self::scope_key(scopes), (tok.clone(), exp));
         Ok(tok)
     }
 
@@ -584,16 +586,7 @@ impl Client {
         if status != 200 {
             return Err(self.status_error(&req, resp));
         }
-        let kind = self
-            .state
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .kind
-            .clone();
-        match kind {
-            AuthKind::Bearer { .. } | AuthKind::Basic => Ok(()),
-            AuthKind::Unknown => Ok(()),
-        }
+        Ok(())
     }
 }
 

@@ -230,9 +230,8 @@ pub fn recompress_layer(
         return Ok((l.descriptor, false));
     }
     let blob = store.open_blob(&layer.digest)?;
-    let dec = decoder(blob, source).map_err(|e| {
-        RegistryError::invalid(format!("layer {}", layer.digest), e.to_string())
-    })?;
+    let dec = decoder(blob, source)
+        .map_err(|e| RegistryError::invalid(format!("layer {}", layer.digest), e.to_string()))?;
     let mut hashing = HashingReader::new(dec);
     let mut w = store.blob_writer()?;
     compress_stream(&mut hashing, &mut w, target).map_err(|e| {
@@ -250,9 +249,12 @@ pub fn recompress_layer(
         });
     }
     let info = w.commit(None)?;
-    let desc = Descriptor::new(target.oci_media_type(), info.digest, info.size);
-    store.cache_put(&key, &CacheRecord::with_layer(desc.clone(), diff_id.clone()))?;
-    Ok((desc, true))
+    let made = Descriptor::new(target.oci_media_type(), info.digest, info.size);
+    store.cache_put(
+        &key,
+        &CacheRecord::with_layer(made.clone(), diff_id.clone()),
+    )?;
+    Ok((made, true))
 }
 
 #[cfg(test)]
@@ -310,6 +312,7 @@ mod tests {
     }
 
     #[test]
+    #[allow(clippy::many_single_char_names)]
     fn recompress_is_verified_and_remembered() {
         let d = tempfile::tempdir().unwrap();
         let s = Store::open(d.path()).unwrap();
@@ -334,13 +337,20 @@ mod tests {
         // same compression: only the media type changes
         let (g, f) = recompress_layer(&s, &layer, &diff_id, LayerCompression::Gzip).unwrap();
         assert!(!f);
-        assert_eq!((g.digest, g.media_type.as_str()), (b.digest, MEDIA_TYPE_LAYER_GZIP));
+        assert_eq!(
+            (g.digest, g.media_type.as_str()),
+            (b.digest, MEDIA_TYPE_LAYER_GZIP)
+        );
         // a wrong diff_id is refused and stores nothing
-        let before = std::fs::read_dir(d.path().join("blobs/sha256")).unwrap().count();
-        let err = recompress_layer(&s, &layer, &Digest::of(b"x"), LayerCompression::None)
-            .unwrap_err();
+        let before = std::fs::read_dir(d.path().join("blobs/sha256"))
+            .unwrap()
+            .count();
+        let err =
+            recompress_layer(&s, &layer, &Digest::of(b"x"), LayerCompression::None).unwrap_err();
         assert!(matches!(err, RegistryError::DigestMismatch { .. }), "{err}");
-        let after = std::fs::read_dir(d.path().join("blobs/sha256")).unwrap().count();
+        let after = std::fs::read_dir(d.path().join("blobs/sha256"))
+            .unwrap()
+            .count();
         assert_eq!(before, after);
     }
 }

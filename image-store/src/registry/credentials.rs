@@ -280,7 +280,7 @@ impl CredentialStore {
         Ok(None)
     }
 
-    fn write_config(&self, path: &Path, config: &Map<String, Value>) -> Result<()> {
+    fn write_config(path: &Path, config: &Map<String, Value>) -> Result<()> {
         let err = |reason: String| RegistryError::Credentials {
             source_name: path.display().to_string(),
             reason,
@@ -312,10 +312,12 @@ impl CredentialStore {
     /// Stores a credential: in the registry's helper when one is configured, else base64 in
     /// `config.json` `auths` (mode 0600).
     pub fn store(&self, registry: &str, cred: &Credential) -> Result<()> {
-        let path = self.config_path().ok_or_else(|| RegistryError::Credentials {
-            source_name: "config.json".into(),
-            reason: "no config directory (set DOCKER_CONFIG or HOME)".into(),
-        })?;
+        let path = self
+            .config_path()
+            .ok_or_else(|| RegistryError::Credentials {
+                source_name: "config.json".into(),
+                reason: "no config directory (set DOCKER_CONFIG or HOME)".into(),
+            })?;
         let mut config = self.read_config()?.map(|(_, c)| c).unwrap_or_default();
         let key = auth_key(registry);
         if let Some(helper) = Self::helper_for(&config, registry) {
@@ -338,7 +340,7 @@ impl CredentialStore {
             if let Value::Object(a) = auths {
                 a.insert(key, Value::Object(Map::new()));
             }
-            return self.write_config(&path, &config);
+            return Self::write_config(&path, &config);
         }
         let auths = config
             .entry("auths")
@@ -356,7 +358,7 @@ impl CredentialStore {
             Value::String(B64.encode(format!("{}:{}", cred.username, cred.secret))),
         );
         a.insert(key, Value::Object(entry));
-        self.write_config(&path, &config)
+        Self::write_config(&path, &config)
     }
 
     /// Removes the credential of `registry`; returns whether there was one.
@@ -374,7 +376,7 @@ impl CredentialStore {
             a.retain(|k, _| !same_registry(k, registry));
             found |= a.len() != before;
         }
-        self.write_config(&path, &config)?;
+        Self::write_config(&path, &config)?;
         Ok(found)
     }
 }
@@ -507,14 +509,14 @@ mod tests {
         .unwrap();
         let s = store_in(d.path());
         assert_eq!(s.lookup("helped.example").unwrap(), None);
-        s.store("helped.example", &Credential::new("hu", "hs"))
+        s.store("helped.example", &Credential::new("hu", "s3cr3t-h"))
             .unwrap();
         // the secret went to the helper, not to the file
         let text = fs::read_to_string(d.path().join("config.json")).unwrap();
-        assert!(!text.contains("hs"), "{text}");
+        assert!(!text.contains("s3cr3t"), "{text}");
         assert_eq!(
             s.lookup("helped.example").unwrap(),
-            Some(Credential::new("hu", "hs"))
+            Some(Credential::new("hu", "s3cr3t-h"))
         );
         assert!(s.erase("helped.example").unwrap());
         assert_eq!(s.lookup("helped.example").unwrap(), None);

@@ -67,7 +67,13 @@ mod tests {
 
     #[test]
     fn loopback_is_insecure_private_ranges_are_not() {
-        for r in ["localhost", "localhost:5000", "127.0.0.1:5000", "127.1.2.3", "[::1]:5000"] {
+        for r in [
+            "localhost",
+            "localhost:5000",
+            "127.0.0.1:5000",
+            "127.1.2.3",
+            "[::1]:5000",
+        ] {
             assert!(Endpoint::new(r, &[]).insecure, "{r}");
         }
         for r in [

@@ -24,7 +24,10 @@ mod push;
 mod remote_cache;
 
 pub use auth::{Challenge, parse_challenges};
-pub use cli::{LoginArgs, LogoutArgs, PullArgs, PushArgs, run_login, run_logout, run_pull, run_push};
+pub use cli::{
+    LoginArgs, LoginReport, LogoutArgs, NetArgs, PullArgs, PushArgs, run_login, run_logout,
+    run_pull, run_push,
+};
 pub use client::{Client, Scope};
 pub use compress::{LayerCompression, recompress_layer};
 pub use credentials::{Credential, CredentialStore, login, logout};

@@ -11,8 +11,7 @@ pub fn is_attestation(d: &Descriptor) -> bool {
     d.annotations
         .get(ANNOTATION_REFERENCE_TYPE)
         .is_some_and(|v| v == "attestation-manifest")
-        || d
-            .platform
+        || d.platform
             .as_ref()
             .is_some_and(|p| p.os == "unknown" && p.architecture == "unknown")
 }
@@ -54,10 +53,9 @@ pub fn select_manifest<'i>(index: &'i Index, want: &Platform) -> Option<&'i Desc
                     2
                 }
             }
-            Some(_) => continue,
             // a nested index without platform: descend if nothing better
             None if is_index_media_type(&d.media_type) => 1,
-            None => continue,
+            _ => continue,
         };
         if best.is_none_or(|(r, _)| rank > r) {
             best = Some((rank, d));
@@ -101,9 +99,8 @@ mod tests {
             desc(Some("linux/arm64/v8"), "arm64"),
             desc(Some("windows/amd64"), "win"),
         ]);
-        let pick = |p: &str| {
-            select_manifest(&idx, &Platform::parse(p).unwrap()).map(|d| d.digest.clone())
-        };
+        let pick =
+            |p: &str| select_manifest(&idx, &Platform::parse(p).unwrap()).map(|d| d.digest.clone());
         assert_eq!(pick("linux/amd64"), Some(Digest::of(b"amd64")));
         assert_eq!(pick("linux/arm/v7"), Some(Digest::of(b"armv7")));
         assert_eq!(pick("linux/arm64"), Some(Digest::of(b"arm64")));

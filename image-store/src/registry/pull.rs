@@ -17,9 +17,8 @@ use super::push::record_source;
 use crate::blobs::MAX_DOCUMENT_SIZE;
 use crate::digest::Digest;
 use crate::oci::{
-    Descriptor, ImageConfig, Index, MEDIA_TYPE_CONFIG, MEDIA_TYPE_DOCKER_CONFIG,
-    MEDIA_TYPE_DOCKER_LIST, MEDIA_TYPE_DOCKER_MANIFEST, MEDIA_TYPE_INDEX, MEDIA_TYPE_MANIFEST,
-    Manifest, Platform, is_index_media_type, is_manifest_media_type,
+    Descriptor, ImageConfig, Index, MEDIA_TYPE_CONFIG, MEDIA_TYPE_DOCKER_CONFIG, MEDIA_TYPE_INDEX,
+    MEDIA_TYPE_MANIFEST, Manifest, Platform, is_index_media_type, is_manifest_media_type,
 };
 use crate::reference::Reference;
 use crate::store::Store;
@@ -172,9 +171,8 @@ pub(crate) fn resolve_image_manifest(
                 media_type: doc.media_type.clone(),
             });
         }
-        let index: Index = serde_json::from_slice(&doc.bytes).map_err(|e| {
-            RegistryError::invalid(format!("index {}", doc.digest), e.to_string())
-        })?;
+        let index: Index = serde_json::from_slice(&doc.bytes)
+            .map_err(|e| RegistryError::invalid(format!("index {}", doc.digest), e.to_string()))?;
         let Some(child) = select_manifest(&index, platform) else {
             let mut available: Vec<String> = index
                 .manifests
@@ -323,11 +321,7 @@ pub(crate) fn fetch_blob(
                     }
                     let chunk = buf.get(..n).unwrap_or_default();
                     writer.write_all(chunk).map_err(|e| {
-                        RegistryError::Store(crate::StoreError::io(
-                            "write",
-                            store.tmp_dir(),
-                            e,
-                        ))
+                        RegistryError::Store(crate::StoreError::io("write", store.tmp_dir(), e))
                     })?;
                     bar.inc(n as u64);
                 }
@@ -365,14 +359,14 @@ pub(crate) fn fetch_blob(
 /// Runs `f` on every item with at most `n` threads; the first error wins.
 pub(crate) fn for_each_parallel<T: Sync, R: Send>(
     items: &[T],
-    n: usize,
-    f: impl Fn(&T) -> Result<R> + Sync,
+    threads: usize,
+    work: impl Fn(&T) -> Result<R> + Sync,
 ) -> Result<Vec<R>> {
     let next = AtomicUsize::new(0);
     let results: Mutex<Vec<Option<R>>> = Mutex::new((0..items.len()).map(|_| None).collect());
     let first_err: Mutex<Option<RegistryError>> = Mutex::new(None);
     std::thread::scope(|s| {
-        for _ in 0..n.clamp(1, items.len().max(1)) {
+        for _ in 0..threads.clamp(1, items.len().max(1)) {
             s.spawn(|| {
                 loop {
                     if first_err
@@ -382,16 +376,16 @@ pub(crate) fn for_each_parallel<T: Sync, R: Send>(
                     {
                         return;
                     }
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    let Some(item) = items.get(i) else {
+                    let idx = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(item) = items.get(idx) else {
                         return;
                     };
-                    match f(item) {
+                    match work(item) {
                         Ok(r) => {
                             if let Some(slot) = results
                                 .lock()
                                 .unwrap_or_else(std::sync::PoisonError::into_inner)
-                                .get_mut(i)
+                                .get_mut(idx)
                             {
                                 *slot = Some(r);
                             }
@@ -432,9 +426,8 @@ pub fn pull(store: &Store, reference: &Reference, opts: &RegistryOptions) -> Res
     let scopes = [Scope::pull(repository)];
     let (doc, resolved) =
         resolve_image_manifest(&client, repository, reference, &opts.platform, &scopes)?;
-    let manifest: Manifest = serde_json::from_slice(&doc.bytes).map_err(|e| {
-        RegistryError::invalid(format!("manifest {}", doc.digest), e.to_string())
-    })?;
+    let manifest: Manifest = serde_json::from_slice(&doc.bytes)
+        .map_err(|e| RegistryError::invalid(format!("manifest {}", doc.digest), e.to_string()))?;
     if manifest.schema_version != 2 {
         return Err(RegistryError::UnsupportedMediaType {
             what: format!("manifest {}", doc.digest),
@@ -480,10 +473,7 @@ pub fn pull(store: &Store, reference: &Reference, opts: &RegistryOptions) -> Res
     }
     for_each_parallel(&manifest.layers, opts.concurrency, |d| fetch(d))?;
     // the manifest last, so a tag never points at missing content
-    store.put_blob(
-        &doc.bytes[..],
-        Some((&doc.digest, doc.bytes.len() as u64)),
-    )?;
+    store.put_blob(&doc.bytes[..], Some((&doc.digest, doc.bytes.len() as u64)))?;
     let mut desc = Descriptor::new(&doc.media_type, doc.digest.clone(), doc.bytes.len() as u64);
     desc.platform = Some(Platform {
         architecture: config.architecture.clone(),
@@ -516,17 +506,10 @@ pub fn pull(store: &Store, reference: &Reference, opts: &RegistryOptions) -> Res
     })
 }
 
-/// All four manifest media types (for documentation and tests).
-pub(crate) const ALL_MANIFEST_TYPES: [&str; 4] = [
-    MEDIA_TYPE_MANIFEST,
-    MEDIA_TYPE_INDEX,
-    MEDIA_TYPE_DOCKER_MANIFEST,
-    MEDIA_TYPE_DOCKER_LIST,
-];
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::oci::{MEDIA_TYPE_DOCKER_LIST, MEDIA_TYPE_DOCKER_MANIFEST};
 
     #[test]
     fn media_type_from_field_header_or_shape() {
@@ -549,7 +532,12 @@ mod tests {
             document_media_type(br#"{"schemaVersion":2,"config":{}}"#, Some("text/plain")),
             MEDIA_TYPE_MANIFEST
         );
-        for t in ALL_MANIFEST_TYPES {
+        for t in [
+            MEDIA_TYPE_MANIFEST,
+            MEDIA_TYPE_INDEX,
+            MEDIA_TYPE_DOCKER_MANIFEST,
+            MEDIA_TYPE_DOCKER_LIST,
+        ] {
             assert!(MANIFEST_ACCEPT.contains(t));
         }
     }
