@@ -107,6 +107,14 @@ enum Cmd {
     },
     /// Print an image's config JSON.
     Config { image: String },
+    /// Pull an image from a registry (verified, parallel, resumable).
+    Pull(image_store::registry::PullArgs),
+    /// Push an image to a registry; prints the manifest digest.
+    Push(image_store::registry::PushArgs),
+    /// Check and store registry credentials (config.json or its credential helper).
+    Login(image_store::registry::LoginArgs),
+    /// Remove stored registry credentials.
+    Logout(image_store::registry::LogoutArgs),
 }
 
 fn input_error(e: &anyhow::Error) -> bool {
@@ -114,6 +122,8 @@ fn input_error(e: &anyhow::Error) -> bool {
         c.downcast_ref::<StoreError>()
             .is_some_and(StoreError::is_input_error)
             || c.is::<image_store::ReferenceError>()
+            || c.downcast_ref::<image_store::registry::RegistryError>()
+                .is_some_and(image_store::registry::RegistryError::is_input_error)
     })
 }
 
@@ -340,6 +350,22 @@ fn run(cli: Cli) -> anyhow::Result<bool> {
             o.write_all(&bytes)?;
             writeln!(o)?;
             Ok(true)
+        }
+        Cmd::Pull(a) => {
+            let r = image_store::registry::run_pull(&store, &a)?;
+            out(json, &r, || r.to_text())
+        }
+        Cmd::Push(a) => {
+            let r = image_store::registry::run_push(&store, &a)?;
+            out(json, &r, || r.to_text())
+        }
+        Cmd::Login(a) => {
+            let r = image_store::registry::run_login(&a)?;
+            out(json, &r, || r.to_text())
+        }
+        Cmd::Logout(a) => {
+            let r = image_store::registry::run_logout(&a)?;
+            out(json, &r, || r.to_text())
         }
     }
 }
