@@ -80,6 +80,9 @@ fn lookup(layers: &[PathBuf], comps: &[String]) -> Found {
     Found::Missing
 }
 
+/// The kernel's default overflow uid/gid (`/proc/sys/kernel/overflowuid`).
+const OVERFLOW_ID: u32 = 65534;
+
 /// Kind of a mount target.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Kind {
@@ -96,6 +99,7 @@ pub(crate) fn ensure_target(
     extra: &Path,
     target: &str,
     kind: Kind,
+    userns: bool,
 ) -> io::Result<PathBuf> {
     let mut todo: Vec<String> = split(target);
     todo.reverse();
@@ -174,7 +178,7 @@ pub(crate) fn ensure_target(
         }
         fs::create_dir(&p)?;
         match lookup(layers, &cur[..=i]) {
-            Found::Dir(m) => copy_meta(&p, &m),
+            Found::Dir(m) => copy_meta(&p, &m, userns),
             _ => fs::set_permissions(&p, fs::Permissions::from_mode(0o755))?,
         }
     }
@@ -183,8 +187,11 @@ pub(crate) fn ensure_target(
 
 /// Copies owner, mode and times of a lower directory onto its stand-in (best effort: an owner
 /// unmapped in a user namespace stays as is).
-pub(crate) fn copy_meta(p: &Path, m: &fs::Metadata) {
-    let _ = std::os::unix::fs::lchown(p, Some(m.uid()), Some(m.gid()));
+pub(crate) fn copy_meta(p: &Path, m: &fs::Metadata, userns: bool) {
+    // In a user namespace, unmapped ids read as the overflow id: keep the stand-in's owner
+    // rather than writing the overflow id to disk.
+    let mapped = |id: u32| (!userns || id != OVERFLOW_ID).then_some(id);
+    let _ = std::os::unix::fs::lchown(p, mapped(m.uid()), mapped(m.gid()));
     let _ = fs::set_permissions(p, fs::Permissions::from_mode(m.mode() & 0o7777));
     let times = rustix::fs::Timestamps {
         last_access: rustix::fs::Timespec {
@@ -233,7 +240,7 @@ mod tests {
         fs::write(l.join("etc/hosts"), "x").unwrap();
         let extra = d.path().join("x");
         fs::create_dir(&extra).unwrap();
-        let r = ensure_target(&[l], &extra, "/etc/hosts", Kind::File).unwrap();
+        let r = ensure_target(&[l], &extra, "/etc/hosts", Kind::File, false).unwrap();
         assert_eq!(r, PathBuf::from("etc/hosts"));
         assert!(fs::read_dir(&extra).unwrap().next().is_none());
     }
@@ -246,7 +253,14 @@ mod tests {
         fs::set_permissions(l.join("etc"), fs::Permissions::from_mode(0o750)).unwrap();
         let extra = d.path().join("x");
         fs::create_dir(&extra).unwrap();
-        let r = ensure_target(std::slice::from_ref(&l), &extra, "/etc/hosts", Kind::File).unwrap();
+        let r = ensure_target(
+            std::slice::from_ref(&l),
+            &extra,
+            "/etc/hosts",
+            Kind::File,
+            false,
+        )
+        .unwrap();
         assert_eq!(r, PathBuf::from("etc/hosts"));
         assert!(extra.join("etc/hosts").is_file());
         let m = fs::metadata(extra.join("etc")).unwrap();
@@ -264,10 +278,24 @@ mod tests {
         symlink("../../../../../../tmp", l.join("escape")).unwrap();
         let extra = d.path().join("x");
         fs::create_dir(&extra).unwrap();
-        let r = ensure_target(std::slice::from_ref(&l), &extra, "/var/run/s", Kind::Dir).unwrap();
+        let r = ensure_target(
+            std::slice::from_ref(&l),
+            &extra,
+            "/var/run/s",
+            Kind::Dir,
+            false,
+        )
+        .unwrap();
         assert_eq!(r, PathBuf::from("run/s"));
         assert!(extra.join("run/s").is_dir());
-        let r = ensure_target(std::slice::from_ref(&l), &extra, "/escape/y", Kind::Dir).unwrap();
+        let r = ensure_target(
+            std::slice::from_ref(&l),
+            &extra,
+            "/escape/y",
+            Kind::Dir,
+            false,
+        )
+        .unwrap();
         assert_eq!(r, PathBuf::from("tmp/y"));
     }
 
@@ -287,13 +315,14 @@ mod tests {
             &extra,
             "/etc/hosts",
             Kind::File,
+            false,
         )
         .unwrap();
         assert!(!extra.join("etc").exists());
         // a file in the top layer hides the lower's dir
         fs::write(top.join("opt"), "").unwrap();
         fs::create_dir_all(low.join("opt/d")).unwrap();
-        assert!(ensure_target(&[top, low], &extra, "/opt/d", Kind::Dir).is_err());
+        assert!(ensure_target(&[top, low], &extra, "/opt/d", Kind::Dir, false).is_err());
     }
 
     #[test]
@@ -303,7 +332,7 @@ mod tests {
         fs::create_dir_all(l.join("etc/hosts")).unwrap();
         let extra = d.path().join("x");
         fs::create_dir(&extra).unwrap();
-        let e = ensure_target(&[l], &extra, "/etc/hosts", Kind::File).unwrap_err();
+        let e = ensure_target(&[l], &extra, "/etc/hosts", Kind::File, false).unwrap_err();
         assert_eq!(e.raw_os_error(), Some(libc::EISDIR));
     }
 }

@@ -117,7 +117,8 @@ pub(crate) fn setup(cfg: &InitConfig) -> Result<Prepared, ChildError> {
 
     // Mount targets, created in the extra layer when the lowers lack them.
     let target = |p: &str, kind: Kind| -> Result<PathBuf, ChildError> {
-        layers::ensure_target(&cfg.lowers, &layer, p, kind).ctx("create mount target", p)
+        layers::ensure_target(&cfg.lowers, &layer, p, kind, cfg.rootless)
+            .ctx("create mount target", p)
     };
     let proc_t = target("/proc", Kind::Dir)?;
     let dev_t = target("/dev", Kind::Dir)?;
@@ -146,7 +147,7 @@ pub(crate) fn setup(cfg: &InitConfig) -> Result<Prepared, ChildError> {
     }
     if cfg.fresh_upper {
         if let Some(m) = layers::root_meta(&cfg.lowers) {
-            layers::copy_meta(&cfg.upper, &m);
+            layers::copy_meta(&cfg.upper, &m, cfg.rootless);
         }
     }
 
@@ -460,14 +461,44 @@ fn fuse_overlay(cfg: &InitConfig, lowers: &[PathBuf], root: &Path) -> Result<(),
         cfg.upper.display(),
         cfg.work.display()
     ));
-    let out = std::process::Command::new("fuse-overlayfs")
-        .arg("-o")
+    // pivot_root moves every process whose root is the old root into the new one: the FUSE
+    // daemon would then serve its own mount and deadlock. Give it a root of its own (a bind
+    // of the old root, which outlives the detach) and the mount point through this process's
+    // root, so the mount lands in the real tree.
+    let host = cfg.scratch.join("fuse-root");
+    fs::create_dir(&host).ctx("mkdir", host.display())?;
+    mnt(
+        Some(Path::new("/")),
+        &host,
+        None,
+        MsFlags::MS_BIND | MsFlags::MS_REC,
+        None,
+        "bind root for fuse-overlayfs",
+    )?;
+    // This process's pid as the host's /proc (still mounted here) numbers it.
+    let me = fs::read_link("/proc/self").ctx("readlink", "/proc/self")?;
+    let target = Path::new("/proc")
+        .join(me)
+        .join("root")
+        .join(root.strip_prefix("/").unwrap_or(root));
+    let mut cmd = std::process::Command::new("fuse-overlayfs");
+    cmd.arg("-o")
         .arg(&opt)
-        .arg(root)
+        .arg(&target)
         .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .output()
-        .ctx("fuse-overlayfs", root.display())?;
+        .stdout(std::process::Stdio::null());
+    let host_c = std::ffi::CString::new(host.as_os_str().as_encoded_bytes())
+        .map_err(|_| ChildError::msg("fuse-overlayfs", host.display(), "NUL in path".into()))?;
+    // SAFETY: chroot and chdir are async-signal-safe; the string was built before fork.
+    unsafe {
+        std::os::unix::process::CommandExt::pre_exec(&mut cmd, move || {
+            if libc::chroot(host_c.as_ptr()) != 0 || libc::chdir(c"/".as_ptr()) != 0 {
+                return Err(io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let out = cmd.output().ctx("fuse-overlayfs", root.display())?;
     if !out.status.success() {
         return Err(ChildError::msg(
             "fuse-overlayfs",

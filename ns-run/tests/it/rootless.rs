@@ -1,1 +1,187 @@
+//! Rootless: ns-run run by an unprivileged user the test creates (useradd), via setpriv.
+use super::{BIN, Run};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Mutex;
 
+static SETUP: Mutex<()> = Mutex::new(());
+
+/// Creates (once) user `name`, with /etc/subuid ranges when `subids`, and returns its uid.
+fn user(name: &str, subids: bool) -> u32 {
+    let _g = SETUP.lock().unwrap();
+    let exists = Command::new("id").arg("-u").arg(name).output().unwrap();
+    if !exists.status.success() {
+        let mut c = Command::new("useradd");
+        c.arg("-m");
+        if !subids {
+            c.args(["-K", "SUB_UID_COUNT=0", "-K", "SUB_GID_COUNT=0"]);
+        }
+        assert!(c.arg(name).status().unwrap().success(), "useradd {name}");
+    }
+    if subids {
+        for f in ["/etc/subuid", "/etc/subgid"] {
+            let text = std::fs::read_to_string(f).unwrap_or_default();
+            if !text.lines().any(|l| l.starts_with(&format!("{name}:"))) {
+                let mut t = text;
+                t.push_str(&format!("{name}:300000:65536\n"));
+                std::fs::write(f, t).unwrap();
+            }
+        }
+    }
+    let out = Command::new("id").arg("-u").arg(name).output().unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
+}
+
+/// A work dir owned by `name` holding a busybox lower extracted by that user (so the lower's
+/// files belong to container root) and a work root.
+fn home(name: &str) -> (tempfile::TempDir, PathBuf, PathBuf) {
+    let d = tempfile::Builder::new()
+        .prefix("ns-run-rootless-")
+        .tempdir_in("/tmp")
+        .unwrap();
+    let st = Command::new("chown")
+        .arg(name)
+        .arg(d.path())
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let low = d.path().join("lower");
+    let wr = d.path().join("work");
+    let tar = super::busybox().parent().unwrap().join("busybox.tar");
+    let sh = format!(
+        "mkdir {0} {1} && tar -xpf {2} -C {0}",
+        low.display(),
+        wr.display(),
+        tar.display()
+    );
+    let st = as_user(name).args(["sh", "-c", &sh]).status().unwrap();
+    assert!(st.success());
+    (d, low, wr)
+}
+
+fn as_user(name: &str) -> Command {
+    let mut c = Command::new("setpriv");
+    c.args(["--reuid", name, "--regid", name, "--init-groups"])
+        .current_dir("/");
+    c
+}
+
+fn run(name: &str, low: &Path, wr: &Path, args: &[&str], script: &str) -> Run {
+    let mut c = as_user(name);
+    c.arg(BIN)
+        .arg("--work-root")
+        .arg(wr)
+        .arg("--lower")
+        .arg(low)
+        .args(args);
+    c.args(["--", "sh", "-c", script]);
+    c.output().unwrap().into()
+}
+
+#[test]
+#[ignore = "needs root: creates users, runs ns-run as one of them"]
+fn rootless_with_subordinate_ids() {
+    let uid = user("nsrun-sub", true);
+    let (_d, low, wr) = home("nsrun-sub");
+    let r = run(
+        "nsrun-sub",
+        &low,
+        &wr,
+        &[],
+        "id -u; echo hi > /f; mkdir /tmp/d; chown 1000:1000 /tmp/d; rm /bin/ls",
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(r.stderr, "0\n");
+    let j = r.json();
+    assert_eq!(j["uid_map"][0]["host_id"], uid);
+    let sub = j["uid_map"][1]["host_id"].as_u64().unwrap() as u32;
+    let up = r.upper();
+    // container root's files belong to the user; container uid 1000 to sub-id start + 999
+    assert_eq!(std::fs::metadata(up.join("f")).unwrap().uid(), uid);
+    assert_eq!(
+        std::fs::metadata(up.join("tmp/d")).unwrap().uid(),
+        sub + 999
+    );
+    // the deletion is recorded as a whiteout
+    assert!(std::fs::symlink_metadata(up.join("bin/ls")).unwrap().rdev() == 0);
+    // USER with sub-ids, supplementary groups
+    let r = run(
+        "nsrun-sub",
+        &low,
+        &wr,
+        &["-u", "app", "-w", "/tmp/w"],
+        "id -u; id -G; touch /tmp/x",
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(r.stderr, "1000\n1000 50\n");
+    // isolation holds: default caps, seccomp, hostname, no host mounts
+    let r = run(
+        "nsrun-sub",
+        &low,
+        &wr,
+        &[],
+        "grep -E '^(CapEff|Seccomp):' /proc/self/status; hostname; ls /sys/class/net",
+    );
+    assert_eq!(
+        r.stderr,
+        "CapEff:\t00000000a80425fb\nSeccomp:\t2\npelagos\nlo\n"
+    );
+}
+
+#[test]
+#[ignore = "needs root: creates users, runs ns-run as one of them"]
+fn rootless_single_id_map() {
+    let uid = user("nsrun-single", false);
+    let (_d, low, wr) = home("nsrun-single");
+    let r = run(
+        "nsrun-single",
+        &low,
+        &wr,
+        &[],
+        "id -u; cat /proc/self/uid_map | tr -s ' '; echo x > /y",
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(r.stderr, format!("0\n 0 {uid} 1\n"));
+    assert_eq!(r.json()["uid_map"].as_array().unwrap().len(), 1);
+    assert_eq!(std::fs::metadata(r.upper().join("y")).unwrap().uid(), uid);
+    // a user other than root cannot exist without sub-ids: reported with the real errno
+    let r = run("nsrun-single", &low, &wr, &["-u", "app"], "true");
+    assert_eq!(r.code, 1);
+    assert!(
+        r.stderr.contains("ns-run: error: setgroups") || r.stderr.contains("setgid"),
+        "{}",
+        r.stderr
+    );
+    // nothing but the upper dirs left, no lock files
+    for e in std::fs::read_dir(&wr).unwrap().flatten() {
+        assert!(!e.file_name().to_string_lossy().ends_with(".lock"));
+    }
+}
+
+#[test]
+#[ignore = "needs root: creates users, makes /dev/fuse usable by them (0666, the Debian default)"]
+fn rootless_fuse_overlayfs() {
+    let m = std::fs::metadata("/dev/fuse").unwrap();
+    if m.mode() & 0o006 != 0o006 {
+        std::fs::set_permissions(
+            "/dev/fuse",
+            std::os::unix::fs::PermissionsExt::from_mode(0o666),
+        )
+        .unwrap();
+    }
+    user("nsrun-sub", true);
+    let (_d, low, wr) = home("nsrun-sub");
+    let r = run(
+        "nsrun-sub",
+        &low,
+        &wr,
+        &["--overlay", "fuse"],
+        "grep -c fuse-overlayfs /proc/mounts; echo f > /f; rm /bin/ls",
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(r.stderr, "1\n");
+    let up = r.upper();
+    assert_eq!(std::fs::read_to_string(up.join("f")).unwrap(), "f\n");
+    assert!(std::fs::symlink_metadata(up.join("bin/ls")).is_ok());
+}
