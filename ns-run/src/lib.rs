@@ -9,10 +9,8 @@
 //! calls [`run`] must therefore call [`init_if_requested`] before anything else in `main`:
 //!
 //! ```no_run
-//! fn main() {
-//!     ns_run::init_if_requested(); // never returns when this process is a container init
-//!     // ... the program's own work, which may call ns_run::run from worker threads
-//! }
+//! ns_run::init_if_requested(); // never returns when this process is a container init
+//! // ... the program's own work, which may call ns_run::run from worker threads
 //! ```
 //!
 //! Programs that cannot (test harnesses) point [`RunSpec::helper`] at a binary that does,

@@ -318,9 +318,7 @@ fn run_in(
     mkdir(&upper)?;
     mkdir(&work)?;
     mkdir(&scratch)?;
-    let fresh_upper = fs::read_dir(&upper)
-        .map(|mut d| d.next().is_none())
-        .unwrap_or(false);
+    let fresh_upper = fs::read_dir(&upper).is_ok_and(|mut d| d.next().is_none());
 
     let spawn = RunError::Spawn;
     let null = fs::OpenOptions::new()

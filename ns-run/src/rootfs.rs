@@ -1,5 +1,6 @@
 //! The container's file system: overlay over the lowers plus a private top layer holding the
 //! runtime's mount targets, /proc, /dev, /sys, hosts/resolv.conf, `RUN --mount`s, pivot_root.
+use std::fmt::Write as _;
 use std::fs;
 use std::io;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
@@ -366,11 +367,12 @@ fn mount_overlay(cfg: &InitConfig, layer: &Path, root: &Path) -> Result<(), Chil
             }
             data.push_str(s);
         }
-        data.push_str(&format!(
+        let _ = write!(
+            data,
             ",upperdir={},workdir={},volatile",
             cfg.upper.display(),
             cfg.work.display()
-        ));
+        );
         if cfg.rootless {
             data.push_str(",userxattr");
         }
@@ -456,11 +458,12 @@ fn fuse_overlay(cfg: &InitConfig, lowers: &[PathBuf], root: &Path) -> Result<(),
         }
         opt.push_str(&l.to_string_lossy());
     }
-    opt.push_str(&format!(
+    let _ = write!(
+        opt,
         ",upperdir={},workdir={}",
         cfg.upper.display(),
         cfg.work.display()
-    ));
+    );
     // pivot_root moves every process whose root is the old root into the new one: the FUSE
     // daemon would then serve its own mount and deadlock. Give it a root of its own (a bind
     // of the old root, which outlives the detach) and the mount point through this process's

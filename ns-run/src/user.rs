@@ -85,7 +85,7 @@ pub(crate) fn resolve(spec: &str, passwd: &str, group: &str) -> Result<ExecUser,
     };
     let mut groups = Vec::new();
     match group_part {
-        Some(g) if g.is_empty() => return Err(format!("invalid user {spec:?}")),
+        Some("") => return Err(format!("invalid user {spec:?}")),
         Some(g) => {
             if let Ok(n) = g.parse::<u32>() {
                 gid = n;

@@ -199,7 +199,7 @@ mod tests {
         let d = root.path().join("t/work/work");
         fs::create_dir_all(&d).unwrap();
         fs::write(d.join("f"), "").unwrap();
-        fs::set_permissions(&d, fs::Permissions::from_mode(0)).unwrap();
+        fs::set_permissions(&d, fs::Permissions::from_mode(0o000)).unwrap();
         remove_tree(&root.path().join("t")).unwrap();
         assert!(!root.path().join("t").exists());
     }

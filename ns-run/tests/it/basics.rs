@@ -1,5 +1,7 @@
 //! Output routing, the JSON document, exit codes, the upper dir.
 use super::{BIN, busybox, ns, sh, tree, work_root};
+use std::io::Write;
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::process::{Command, Stdio};
 
 #[test]
@@ -38,7 +40,6 @@ fn upper_holds_only_what_the_command_wrote() {
     assert_eq!(tree(&up), ["bin", "bin/ls", "new", "opt", "opt/d"]);
     assert_eq!(std::fs::read_to_string(up.join("new")).unwrap(), "x\n");
     // the deletion is an overlay whiteout (0/0 char device)
-    use std::os::unix::fs::{FileTypeExt, MetadataExt};
     let m = std::fs::symlink_metadata(up.join("bin/ls")).unwrap();
     assert!(m.file_type().is_char_device() && m.rdev() == 0);
 }
@@ -174,7 +175,6 @@ fn stdin_is_dev_null_unless_interactive() {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         let mut ch = c.spawn().unwrap();
-        use std::io::Write;
         ch.stdin.take().unwrap().write_all(b"data").unwrap();
         let o = ch.wait_with_output().unwrap();
         String::from_utf8_lossy(&o.stderr).into_owned()

@@ -1,5 +1,6 @@
 //! Rootless: ns-run run by an unprivileged user the test creates (useradd), via setpriv.
 use super::{BIN, Run};
+use std::fmt::Write as _;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -24,7 +25,7 @@ fn user(name: &str, subids: bool) -> u32 {
             let text = std::fs::read_to_string(f).unwrap_or_default();
             if !text.lines().any(|l| l.starts_with(&format!("{name}:"))) {
                 let mut t = text;
-                t.push_str(&format!("{name}:300000:65536\n"));
+                writeln!(t, "{name}:300000:65536").unwrap();
                 std::fs::write(f, t).unwrap();
             }
         }

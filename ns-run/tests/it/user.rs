@@ -1,5 +1,6 @@
 //! USER and WORKDIR.
 use super::{sh, tree, work_root};
+use std::os::unix::fs::MetadataExt;
 
 #[test]
 #[ignore = "needs root: namespaces and overlayfs"]
@@ -23,7 +24,6 @@ fn numeric_user_works_without_passwd_entry() {
     );
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert_eq!(r.stderr, "4242\n77\n/\n4242:77\n");
-    use std::os::unix::fs::MetadataExt;
     let m = std::fs::metadata(r.upper().join("tmp/f")).unwrap();
     assert_eq!((m.uid(), m.gid()), (4242, 77));
 }
