@@ -308,6 +308,11 @@ impl Store {
         Ok(Descriptor::new(mt, d.clone(), bytes.len() as u64))
     }
 
+    /// The config of an image (`None` when the reference is unknown).
+    pub fn image_config(&self, reference: &Reference) -> Result<Option<ImageConfig>> {
+        Ok(self.resolve(reference)?.map(|r| r.config))
+    }
+
     /// Like [`Store::resolve`], but a missing image is an error.
     pub fn image(&self, reference: &Reference) -> Result<ImageRecord> {
         self.resolve(reference)?

@@ -194,9 +194,7 @@ fn run(cli: Cli) -> anyhow::Result<bool> {
                 removed.push(r.to_string());
             }
             let doc = serde_json::json!({"version": 1, "removed": removed});
-            out(json, &doc, || {
-                lines(&removed, |r| format!("untagged {r}"))
-            })
+            out(json, &doc, || lines(&removed, |r| format!("untagged {r}")))
         }
         Cmd::Gc { prune_cache } => {
             let r = store.gc(prune_cache)?;
@@ -311,9 +309,7 @@ fn run(cli: Cli) -> anyhow::Result<bool> {
             let img = store.find_image(&image)?;
             let lowers = store.lowers_of(&img)?;
             let doc = serde_json::json!({"version": 1, "lowers": lowers});
-            out(json, &doc, || {
-                lines(&lowers, |l| l.display().to_string())
-            })
+            out(json, &doc, || lines(&lowers, |l| l.display().to_string()))
         }
         Cmd::Commit {
             base,

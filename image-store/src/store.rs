@@ -94,8 +94,10 @@ impl Store {
     /// Opens the store at `root`, creating the layout (`oci-layout`, `index.json`, `blobs/sha256`
     /// and the private directories) when missing.
     pub fn open(root: &Path) -> Result<Store> {
+        fs::create_dir_all(root).ctx("create directory", root)?;
         let store = Store {
-            root: root.to_path_buf(),
+            // absolute, so snapshot paths handed to other tools work from any directory
+            root: fs::canonicalize(root).ctx("resolve", root)?,
             lease: Mutex::new(None),
         };
         for d in [
@@ -300,6 +302,12 @@ impl Store {
                 .ctx("write lease", &path)?;
         }
         Ok(())
+    }
+
+    /// Protects blobs (by digest) and snapshots (by diff_id) from `gc` for the life of this handle,
+    /// e.g. content a build is about to reference. Protecting something absent is allowed.
+    pub fn protect(&self, digests: &[&Digest]) -> Result<()> {
+        self.protected(digests, || Ok(()))
     }
 
     /// Holds the gc lock shared (for callers that protect several things in one go).
