@@ -194,3 +194,42 @@ fn put_blob_with_expected_digest_verifies_streaming_input() {
     assert_eq!(info.digest, good);
     assert_eq!(fs::read_dir(store.tmp_dir()).unwrap().count(), 0);
 }
+
+#[test]
+fn load_picks_the_platform_from_a_multi_platform_index() {
+    let s = TestStore::new();
+    let (dir, _) = small_oci_dir(&s);
+    let p = dir.join("index.json");
+    let idx: serde_json::Value = serde_json::from_slice(&fs::read(&p).unwrap()).unwrap();
+    let mut amd = idx["manifests"][0].clone();
+    amd.as_object_mut().unwrap().remove("annotations");
+    let host = image_store::Platform::host();
+    amd["platform"] = serde_json::json!({"os": "linux", "architecture": host.architecture});
+    // an entry for another platform whose blobs are absent: must not be needed
+    let other = serde_json::json!({"mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "digest": format!("sha256:{}", "1".repeat(64)), "size": 10,
+        "platform": {"os": "linux", "architecture": "s390x"}});
+    let list = serde_json::json!({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": [other, amd]});
+    let bytes = serde_json::to_vec(&list).unwrap();
+    let d = image_store::Digest::of(&bytes);
+    fs::write(dir.join("blobs/sha256").join(d.hex()), &bytes).unwrap();
+    let top = serde_json::json!({"schemaVersion": 2, "manifests": [{"mediaType": "application/vnd.oci.image.index.v1+json",
+        "digest": d.as_str(), "size": bytes.len(), "annotations": {"org.opencontainers.image.ref.name": "example.com/multi:1"}}]});
+    fs::write(&p, serde_json::to_vec(&top).unwrap()).unwrap();
+    let t = TestStore::new();
+    let l = t.json(&["load", dir.to_str().unwrap()]);
+    assert_eq!(l["images"][0]["reference"], "example.com/multi:1");
+    assert_eq!(
+        l["images"][0]["manifest_digest"],
+        idx["manifests"][0]["digest"]
+    );
+    let o = t.run(&["load", dir.to_str().unwrap(), "--platform", "linux/s390x"]);
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    t.fsck_clean();
+}
