@@ -62,9 +62,10 @@ pub struct Span {
 pub struct Instruction {
     /// Where the instruction is in the source.
     pub span: Span,
-    /// The exact source text of the instruction, from the keyword to the end
-    /// of its last line (continuation lines, comment lines inside it, heredoc
-    /// bodies and terminators included; line endings normalised to `\n`).
+    /// The exact source text of the instruction, byte for byte: from the
+    /// keyword to the end of its last line (continuation lines, comment lines
+    /// inside it, heredoc bodies and terminators included; inner line endings
+    /// as in the file, so `\r\n` stays in CRLF files).
     pub original: String,
     /// The typed instruction; serialised inline with a `"kind"` tag.
     #[serde(flatten)]
@@ -234,8 +235,9 @@ pub enum Command {
 pub struct Heredoc {
     /// The delimiter word with quotes removed (`EOF` for `<<'EOF'`).
     pub name: String,
-    /// The body, every line with its `\n`; with `strip_tabs`, leading tabs
-    /// are already removed from every line.
+    /// The body, every line with its line ending exactly as in the file
+    /// (`\n`, or `\r\n` in CRLF files, as BuildKit keeps it); with
+    /// `strip_tabs`, leading tabs are already removed from every line.
     pub body: String,
     /// False when the delimiter was quoted (`<<'EOF'`, `<<"EOF"`): the body
     /// must not be variable-expanded.

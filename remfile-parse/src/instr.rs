@@ -54,15 +54,12 @@ pub(crate) fn split_command(text: &str, base: usize) -> Split<'_> {
 /// trigger of an ONBUILD.
 pub(crate) fn heredoc_capable(text: &str) -> bool {
     let sc = split_command(text, 0);
-    let kw = sc.keyword.to_ascii_lowercase();
-    match kw.as_str() {
-        "run" | "copy" | "add" => !matches!(words::parse_json(sc.args), Json::Strings(_)),
-        "onbuild" => {
+    match canonical(sc.keyword) {
+        Some("RUN" | "COPY" | "ADD") => !matches!(words::parse_json(sc.args), Json::Strings(_)),
+        Some("ONBUILD") => {
             let inner = split_command(sc.args, 0);
-            matches!(
-                inner.keyword.to_ascii_lowercase().as_str(),
-                "run" | "copy" | "add"
-            ) && !matches!(words::parse_json(inner.args), Json::Strings(_))
+            matches!(canonical(inner.keyword), Some("RUN" | "COPY" | "ADD"))
+                && !matches!(words::parse_json(inner.args), Json::Strings(_))
         }
         _ => false,
     }
@@ -181,8 +178,12 @@ impl Ctx<'_> {
     }
 
     fn kind(&self, sc: &Split, bodies: &[Body]) -> Res<Kind> {
-        let upper = sc.keyword.to_uppercase();
-        let name = upper.as_str();
+        let Some(name) = canonical(sc.keyword) else {
+            return Err((
+                ErrorKind::UnknownInstruction(sc.keyword.to_owned()),
+                sc.keyword_off,
+            ));
+        };
         let a = sc.args;
         let at = sc.args_off;
         let kw = sc.keyword_off;
@@ -369,8 +370,8 @@ impl Ctx<'_> {
                     return Err(args_err(name, "requires at least one argument", kw));
                 }
                 let inner_kw = split_command(a, at);
-                let trig = inner_kw.keyword.to_uppercase();
-                match trig.as_str() {
+                let trig = canonical(inner_kw.keyword).unwrap_or("");
+                match trig {
                     "ONBUILD" => {
                         return Err((
                             ErrorKind::Syntax(
@@ -656,6 +657,36 @@ fn bad_value(flag: &str, value: &str, reason: &str, off: usize) -> Located {
         },
         off,
     )
+}
+
+/// Instruction keywords (case-insensitive).
+const KEYWORDS: &[&str] = &[
+    "RUN",
+    "COPY",
+    "ENV",
+    "LABEL",
+    "FROM",
+    "ARG",
+    "CMD",
+    "ENTRYPOINT",
+    "WORKDIR",
+    "USER",
+    "ADD",
+    "EXPOSE",
+    "VOLUME",
+    "HEALTHCHECK",
+    "ONBUILD",
+    "SHELL",
+    "STOPSIGNAL",
+    "MAINTAINER",
+];
+
+/// The upper-case name of a keyword, without allocating.
+fn canonical(kw: &str) -> Option<&'static str> {
+    KEYWORDS
+        .iter()
+        .copied()
+        .find(|k| k.eq_ignore_ascii_case(kw))
 }
 
 /// `^[a-z][a-z0-9-_.]*$`

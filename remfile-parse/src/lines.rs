@@ -192,6 +192,12 @@ impl<'a> Logical<'a> {
         }
     }
 
+    /// Empty it for the next instruction, keeping the buffers.
+    pub(crate) fn clear(&mut self) {
+        self.joined.clear();
+        self.pieces.clear();
+    }
+
     /// Append `text`, which starts at input offset `src` on line `line`
     /// (whose first byte is at `line_start`).
     pub(crate) fn push(&mut self, text: &str, src: usize, line: u32, line_start: usize) {

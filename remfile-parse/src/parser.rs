@@ -17,6 +17,7 @@ pub fn parse(input: &str) -> Result<Remfile, ParseError> {
     let mut lines = Lines::new(input);
     let mut dirs = Directives::default();
     let mut instructions = Vec::new();
+    let mut logical = Logical::new(input);
 
     while let Some(first) = lines.next() {
         let lead = first.text.len() - first.text.trim_start().len();
@@ -27,7 +28,7 @@ pub fn parse(input: &str) -> Result<Remfile, ParseError> {
             continue;
         }
         let esc = dirs.escape;
-        let mut logical = Logical::new(input);
+        logical.clear();
         let (text, mut eol) = trim_continuation(trimmed, esc);
         logical.push(text, first.start + lead, first.no, first.start);
         let mut last = first;

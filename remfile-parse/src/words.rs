@@ -148,36 +148,32 @@ pub(crate) fn extract_flags(line: &str) -> (Vec<Word>, usize) {
     }
     let mut words = Vec::new();
     // fast path: no flag at all
-    let first = line.find(|c: char| !c.is_whitespace());
-    match first {
+    match line.find(|c: char| !c.is_whitespace()) {
         None => return (words, line.len()),
         Some(p) if !line[p..].starts_with("--") => return (words, p),
         Some(_) => {}
     }
-    let chars: Vec<(usize, char)> = line.char_indices().collect();
-    let n = chars.len();
+    let mut it = line.char_indices().peekable();
     let mut phase = Phase::Spaces;
     let mut word = String::new();
     let mut blank_ok = false;
     let mut start = 0;
-    let mut i = 0;
     loop {
         if phase == Phase::Spaces {
-            let Some(&(off, ch)) = chars.get(i) else {
+            let Some(&(off, ch)) = it.peek() else {
                 return (words, line.len());
             };
             if ch.is_whitespace() {
-                i += 1;
+                it.next();
                 continue;
             }
-            let next_dash = chars.get(i + 1).is_some_and(|&(_, c)| c == '-');
-            if ch != '-' || !next_dash {
+            if !line[off..].starts_with("--") {
                 return (words, off);
             }
             phase = Phase::Word;
             start = off;
         }
-        let Some(&(off, ch)) = chars.get(i) else {
+        let Some((off, ch)) = it.next() else {
             if word != "--" && (blank_ok || !word.is_empty()) {
                 words.push(Word {
                     text: word,
@@ -200,45 +196,35 @@ pub(crate) fn extract_flags(line: &str) -> (Vec<Word>, usize) {
                         });
                     }
                     blank_ok = false;
-                    i += 1;
                     continue;
                 }
                 if ch == '\'' || ch == '"' {
                     phase = Phase::Quote(ch);
                     blank_ok = true;
-                    i += 1;
                     continue;
                 }
-                let mut ch = ch;
                 if ch == '\\' {
-                    if i + 1 == n {
-                        i += 1;
-                        continue;
+                    // an escape at the very end is dropped
+                    if let Some((_, next)) = it.next() {
+                        word.push(next);
                     }
-                    i += 1;
-                    ch = chars.get(i).map_or(ch, |&(_, c)| c);
+                    continue;
                 }
                 word.push(ch);
-                i += 1;
             }
             Phase::Quote(q) => {
                 if ch == q {
                     phase = Phase::Word;
-                    i += 1;
                     continue;
                 }
-                let mut ch = ch;
                 if ch == '\\' {
-                    if i + 1 == n {
-                        phase = Phase::Word;
-                        i += 1;
-                        continue;
+                    match it.next() {
+                        Some((_, next)) => word.push(next),
+                        None => phase = Phase::Word,
                     }
-                    i += 1;
-                    ch = chars.get(i).map_or(ch, |&(_, c)| c);
+                    continue;
                 }
                 word.push(ch);
-                i += 1;
             }
             Phase::Spaces => {}
         }
