@@ -64,14 +64,32 @@ pub fn codec_of(head: &[u8]) -> Codec {
 /// Whether `block` is a valid tar header (checksum over the header with the checksum field as
 /// spaces, as Go's archive/tar checks).
 pub fn is_tar_header(block: &[u8]) -> bool {
-    let Some(b) = block.get(..512) else { return false };
+    let Some(b) = block.get(..512) else {
+        return false;
+    };
     if b.iter().all(|x| *x == 0) {
         return false;
     }
     let field = &b[148..156];
-    let text: String = field.iter().take_while(|c| **c != 0).map(|c| *c as char).collect();
-    let Ok(want) = u32::from_str_radix(text.trim(), 8) else { return false };
-    let sum: u32 = b.iter().enumerate().map(|(i, c)| if (148..156).contains(&i) { 32 } else { u32::from(*c) }).sum();
+    let text: String = field
+        .iter()
+        .take_while(|c| **c != 0)
+        .map(|c| *c as char)
+        .collect();
+    let Ok(want) = u32::from_str_radix(text.trim(), 8) else {
+        return false;
+    };
+    let sum: u32 = b
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            if (148..156).contains(&i) {
+                32
+            } else {
+                u32::from(*c)
+            }
+        })
+        .sum();
     sum == want
 }
 
@@ -98,7 +116,9 @@ struct ChanWriter(crossbeam_channel::Sender<std::io::Result<Vec<u8>>>);
 
 impl std::io::Write for ChanWriter {
     fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-        self.0.send(Ok(b.to_vec())).map_err(|_| std::io::Error::from(std::io::ErrorKind::BrokenPipe))?;
+        self.0
+            .send(Ok(b.to_vec()))
+            .map_err(|_| std::io::Error::from(std::io::ErrorKind::BrokenPipe))?;
         Ok(b.len())
     }
     fn flush(&mut self) -> std::io::Result<()> {
@@ -121,10 +141,17 @@ impl XzReader {
             }
             let mut w = ChanWriter(tx.clone());
             if let Err(e) = lzma_rs::xz_decompress(&mut std::io::Cursor::new(data), &mut w) {
-                let _ = tx.send(Err(std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string())));
+                let _ = tx.send(Err(std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    e.to_string(),
+                )));
             }
         });
-        XzReader { rx, buf: Vec::new(), pos: 0 }
+        XzReader {
+            rx,
+            buf: Vec::new(),
+            pos: 0,
+        }
     }
 }
 
@@ -149,13 +176,18 @@ impl Read for XzReader {
 
 /// Whether the file at `path` is an archive ADD extracts, and its codec.
 pub fn detect(path: &Path) -> Result<Option<Codec>, ArchiveError> {
-    let io = |source| ArchiveError::Io { path: path.to_path_buf(), source };
+    let io = |source| ArchiveError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
     let mut f = std::fs::File::open(path).map_err(io)?;
     let mut head = [0u8; 6];
     let n = read_full(&mut f, &mut head).map_err(io)?;
     let codec = codec_of(&head[..n]);
     let f = std::fs::File::open(path).map_err(io)?;
-    let Ok(mut d) = decoder(codec, BufReader::new(f)) else { return Ok(None) };
+    let Ok(mut d) = decoder(codec, BufReader::new(f)) else {
+        return Ok(None);
+    };
     let mut block = vec![0u8; 512];
     match read_full(&mut d, &mut block) {
         Ok(512) if is_tar_header(&block) => Ok(Some(codec)),
@@ -182,24 +214,44 @@ const INLINE_MAX: u64 = 256 * 1024;
 /// Extracts the archive at `path` as entries below `into` (a layer path, `""` for the root).
 /// Regular file contents go to `staging` (a private temp dir the caller removes after packing)
 /// or inline. Owners, modes and mtimes come from the archive unless `chown` is given.
-pub fn extract(path: &Path, codec: Codec, into: &str, staging: &Path, chown: Option<(u32, u32)>) -> Result<Vec<Entry>, ArchiveError> {
-    let io = |source| ArchiveError::Io { path: path.to_path_buf(), source };
-    let bad = |reason: String| ArchiveError::Malformed { path: path.to_path_buf(), reason };
-    let f = std::fs::File::open(path).map_err(io)?;
-    let mut ar = tar::Archive::new(decoder(codec, BufReader::new(f)).map_err(io)?);
+pub fn extract(
+    path: &Path,
+    codec: Codec,
+    into: &str,
+    staging: &Path,
+    chown: Option<(u32, u32)>,
+) -> Result<Vec<Entry>, ArchiveError> {
+    let io = |source| ArchiveError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let bad = |reason: String| ArchiveError::Malformed {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let file = std::fs::File::open(path).map_err(io)?;
+    let mut ar = tar::Archive::new(decoder(codec, BufReader::new(file)).map_err(io)?);
     let mut out: Vec<Entry> = Vec::new();
-    let mut n = 0u64;
+    let mut staged = 0u64;
     let place = |name: &str| -> Option<String> {
         let c = clean(&format!("/{name}"));
         let rel = c.trim_start_matches('/');
         if rel.is_empty() {
             return None;
         }
-        Some(if into.is_empty() { rel.to_string() } else { format!("{into}/{rel}") })
+        Some(if into.is_empty() {
+            rel.to_string()
+        } else {
+            format!("{into}/{rel}")
+        })
     };
     for e in ar.entries().map_err(io)? {
         let mut e = e.map_err(|err| bad(err.to_string()))?;
-        let name = e.path().map_err(|err| bad(err.to_string()))?.to_string_lossy().into_owned();
+        let name = e
+            .path()
+            .map_err(|err| bad(err.to_string()))?
+            .to_string_lossy()
+            .into_owned();
         let base = name.trim_end_matches('/').rsplit('/').next().unwrap_or("");
         if base.starts_with(".wh.") {
             continue;
@@ -208,22 +260,35 @@ pub fn extract(path: &Path, codec: Codec, into: &str, staging: &Path, chown: Opt
         let Some(dest) = place(&name) else { continue };
         let mode = h.mode().unwrap_or(0o644) & 0o7777;
         // empty numeric fields read as 0, as Go's archive/tar does
-        let (uid, gid) = chown.unwrap_or((h.uid().unwrap_or(0) as u32, h.gid().unwrap_or(0) as u32));
+        let (uid, gid) =
+            chown.unwrap_or((h.uid().unwrap_or(0) as u32, h.gid().unwrap_or(0) as u32));
         let mtime = h.mtime().unwrap_or(0) as i64;
         let et = h.entry_type();
         let source = if et.is_dir() {
             EntrySource::Dir
         } else if et.is_symlink() {
-            let t = e.link_name().map_err(|err| bad(err.to_string()))?.ok_or_else(|| bad(format!("{name}: symlink without target")))?;
+            let t = e
+                .link_name()
+                .map_err(|err| bad(err.to_string()))?
+                .ok_or_else(|| bad(format!("{name}: symlink without target")))?;
             EntrySource::Symlink(t.into_owned().into_os_string())
         } else if et.is_hard_link() {
-            let t = e.link_name().map_err(|err| bad(err.to_string()))?.ok_or_else(|| bad(format!("{name}: link without target")))?;
-            let Some(t) = place(&t.to_string_lossy()) else { continue };
+            let t = e
+                .link_name()
+                .map_err(|err| bad(err.to_string()))?
+                .ok_or_else(|| bad(format!("{name}: link without target")))?;
+            let Some(t) = place(&t.to_string_lossy()) else {
+                continue;
+            };
             EntrySource::Hardlink(t)
         } else if et.is_character_special() || et.is_block_special() {
             let major = h.device_major().ok().flatten().unwrap_or(0);
             let minor = h.device_minor().ok().flatten().unwrap_or(0);
-            if et.is_character_special() { EntrySource::CharDevice { major, minor } } else { EntrySource::BlockDevice { major, minor } }
+            if et.is_character_special() {
+                EntrySource::CharDevice { major, minor }
+            } else {
+                EntrySource::BlockDevice { major, minor }
+            }
         } else if et.is_fifo() {
             EntrySource::Fifo
         } else if et.is_file() || et == tar::EntryType::Continuous {
@@ -232,9 +297,12 @@ pub fn extract(path: &Path, codec: Codec, into: &str, staging: &Path, chown: Opt
                 e.read_to_end(&mut v).map_err(|err| bad(err.to_string()))?;
                 EntrySource::Bytes(v)
             } else {
-                n += 1;
-                let p = staging.join(format!("f{n}"));
-                let mut w = std::fs::File::create(&p).map_err(|source| ArchiveError::Io { path: p.clone(), source })?;
+                staged += 1;
+                let p = staging.join(format!("f{staged}"));
+                let mut w = std::fs::File::create(&p).map_err(|source| ArchiveError::Io {
+                    path: p.clone(),
+                    source,
+                })?;
                 std::io::copy(&mut e, &mut w).map_err(|err| bad(err.to_string()))?;
                 EntrySource::File(p)
             }
@@ -243,7 +311,15 @@ pub fn extract(path: &Path, codec: Codec, into: &str, staging: &Path, chown: Opt
         };
         // a later entry of the same path replaces the earlier one, as tar -x does
         out.retain(|x| x.path_in_layer != dest);
-        out.push(Entry { path_in_layer: dest, source, mode, uid, gid, mtime, xattrs: Vec::new() });
+        out.push(Entry {
+            path_in_layer: dest,
+            source,
+            mode,
+            uid,
+            gid,
+            mtime,
+            xattrs: Vec::new(),
+        });
     }
     Ok(out)
 }
@@ -308,25 +384,52 @@ mod tests {
     fn detects_every_codec_and_extracts_safely() {
         let d = tempfile::tempdir().unwrap();
         let t = tar_bytes();
-        for (codec, want) in [("none", Codec::None), ("gzip", Codec::Gzip), ("bzip2", Codec::Bzip2), ("xz", Codec::Xz), ("zstd", Codec::Zstd)] {
+        for (codec, want) in [
+            ("none", Codec::None),
+            ("gzip", Codec::Gzip),
+            ("bzip2", Codec::Bzip2),
+            ("xz", Codec::Xz),
+            ("zstd", Codec::Zstd),
+        ] {
             let p = d.path().join(format!("a.{codec}"));
             std::fs::write(&p, compress(codec, &t)).unwrap();
             assert_eq!(detect(&p).unwrap(), Some(want), "{codec}");
             let es = extract(&p, want, "opt/x", d.path(), None).unwrap();
             let paths: Vec<&str> = es.iter().map(|e| e.path_in_layer.as_str()).collect();
-            assert_eq!(paths, ["opt/x/d", "opt/x/d/f.txt", "opt/x/d/l", "opt/x/esc"], "{codec}");
-            assert_eq!((es[0].mode, es[0].uid, es[0].gid, es[0].mtime), (0o750, 5, 6, 100));
+            assert_eq!(
+                paths,
+                ["opt/x/d", "opt/x/d/f.txt", "opt/x/d/l", "opt/x/esc"],
+                "{codec}"
+            );
+            assert_eq!(
+                (es[0].mode, es[0].uid, es[0].gid, es[0].mtime),
+                (0o750, 5, 6, 100)
+            );
             assert_eq!(es[1].source, EntrySource::Bytes(b"hello".to_vec()));
             assert_eq!(es[2].source, EntrySource::Symlink("f.txt".into()));
         }
-        let es = extract(&d.path().join("a.gzip"), Codec::Gzip, "", d.path(), Some((9, 9))).unwrap();
+        let es = extract(
+            &d.path().join("a.gzip"),
+            Codec::Gzip,
+            "",
+            d.path(),
+            Some((9, 9)),
+        )
+        .unwrap();
         assert!(es.iter().all(|e| e.uid == 9 && e.gid == 9));
     }
 
     #[test]
     fn non_archives_are_not_extracted() {
         let d = tempfile::tempdir().unwrap();
-        for (name, data) in [("text", b"just some text\n".repeat(100)), ("gz-text", compress("gzip", &b"plain text, not tar\n".repeat(50))), ("short", b"x".to_vec())] {
+        for (name, data) in [
+            ("text", b"just some text\n".repeat(100)),
+            (
+                "gz-text",
+                compress("gzip", &b"plain text, not tar\n".repeat(50)),
+            ),
+            ("short", b"x".to_vec()),
+        ] {
             let p = d.path().join(name);
             std::fs::write(&p, data).unwrap();
             assert_eq!(detect(&p).unwrap(), None, "{name}");

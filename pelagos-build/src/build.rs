@@ -76,7 +76,11 @@ pub struct BuildOutcome {
 struct StoreBases<'a>(&'a Store);
 
 impl BaseResolver for StoreBases<'_> {
-    fn resolve(&self, image: &str, _platform: &remfile_plan::Platform) -> Option<remfile_plan::ImageConfig> {
+    fn resolve(
+        &self,
+        image: &str,
+        _platform: &remfile_plan::Platform,
+    ) -> Option<remfile_plan::ImageConfig> {
         let r = Reference::parse(image).ok()?;
         let img = self.0.resolve(&r).ok()??;
         let text = serde_json::to_string(&img.config).ok()?;
@@ -86,7 +90,10 @@ impl BaseResolver for StoreBases<'_> {
 
 /// Finds the Remfile in a context: `Remfile`, `Dockerfile`, `Containerfile`.
 pub fn find_remfile(context: &Path) -> Option<PathBuf> {
-    ["Remfile", "Dockerfile", "Containerfile"].iter().map(|n| context.join(n)).find(|p| p.is_file())
+    ["Remfile", "Dockerfile", "Containerfile"]
+        .iter()
+        .map(|n| context.join(n))
+        .find(|p| p.is_file())
 }
 
 struct Temp(PathBuf);
@@ -103,7 +110,11 @@ fn stdin_context(store: &Store, data: &[u8]) -> Result<(Temp, Option<String>), B
     std::fs::create_dir_all(&dir.0).map_err(io(&dir.0))?;
     let codec = crate::archive::codec_of(data);
     let mut head = vec![0u8; 512];
-    let is_tar = crate::archive::decoder(codec, data).ok().is_some_and(|mut d| d.read_exact(&mut head).is_ok() && crate::archive::is_tar_header(&head));
+    let is_tar = crate::archive::decoder(codec, data)
+        .ok()
+        .is_some_and(|mut d| {
+            d.read_exact(&mut head).is_ok() && crate::archive::is_tar_header(&head)
+        });
     if is_tar {
         let d = crate::archive::decoder(codec, data).map_err(io(&dir.0))?;
         let mut ar = tar::Archive::new(d);
@@ -118,7 +129,9 @@ fn stdin_context(store: &Store, data: &[u8]) -> Result<(Temp, Option<String>), B
 
 fn read_stdin() -> Result<Vec<u8>, BuildError> {
     let mut v = Vec::new();
-    std::io::stdin().read_to_end(&mut v).map_err(io(Path::new("<stdin>")))?;
+    std::io::stdin()
+        .read_to_end(&mut v)
+        .map_err(io(Path::new("<stdin>")))?;
     Ok(v)
 }
 
@@ -162,18 +175,50 @@ pub fn build(opts: &BuildOptions, progress: &Progress) -> Result<BuildOutcome, B
         r => {
             let (text, path, shown) = match (r, stdin_remfile) {
                 (_, Some(t)) => (t, None, "<stdin>".to_string()),
-                (Recipe::RemfileStdin, None) => (String::from_utf8_lossy(&read_stdin()?).into_owned(), None, "<stdin>".to_string()),
-                (Recipe::Remfile(Some(p)), None) => (std::fs::read_to_string(p).map_err(io(p))?, Some(p.clone()), p.display().to_string()),
+                (Recipe::RemfileStdin, None) => (
+                    String::from_utf8_lossy(&read_stdin()?).into_owned(),
+                    None,
+                    "<stdin>".to_string(),
+                ),
+                (Recipe::Remfile(Some(p)), None) => (
+                    std::fs::read_to_string(p).map_err(io(p))?,
+                    Some(p.clone()),
+                    p.display().to_string(),
+                ),
                 (_, None) => {
-                    let p = find_remfile(&context_root).ok_or_else(|| BuildError::NoRemfile(context_root.clone()))?;
-                    let shown = p.file_name().map_or_else(String::new, |n| n.to_string_lossy().into_owned());
+                    let p = find_remfile(&context_root)
+                        .ok_or_else(|| BuildError::NoRemfile(context_root.clone()))?;
+                    let shown = p
+                        .file_name()
+                        .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
                     (std::fs::read_to_string(&p).map_err(io(&p))?, Some(p), shown)
                 }
             };
-            let ast = remfile_parse::parse(&text).map_err(|e| BuildError::Parse { file: shown.clone(), message: e.to_string() })?;
-            let platform = opts.platform.as_deref().map(remfile_plan::Platform::parse).transpose().map_err(|e| BuildError::Plan { file: shown.clone(), message: e.to_string() })?;
-            let popts = PlanOptions { build_args: opts.build_args.clone(), target: opts.target.clone(), platform, build_platform: None };
-            let plan = remfile_plan::plan(&ast, &popts, &StoreBases(&store)).map_err(|e| BuildError::Plan { file: shown.clone(), message: e.to_string() })?;
+            let ast = remfile_parse::parse(&text).map_err(|e| BuildError::Parse {
+                file: shown.clone(),
+                message: e.to_string(),
+            })?;
+            let platform = opts
+                .platform
+                .as_deref()
+                .map(remfile_plan::Platform::parse)
+                .transpose()
+                .map_err(|e| BuildError::Plan {
+                    file: shown.clone(),
+                    message: e.to_string(),
+                })?;
+            let popts = PlanOptions {
+                build_args: opts.build_args.clone(),
+                target: opts.target.clone(),
+                platform,
+                build_platform: None,
+            };
+            let plan = remfile_plan::plan(&ast, &popts, &StoreBases(&store)).map_err(|e| {
+                BuildError::Plan {
+                    file: shown.clone(),
+                    message: e.to_string(),
+                }
+            })?;
             (plan, path)
         }
     };
@@ -184,19 +229,36 @@ pub fn build(opts: &BuildOptions, progress: &Progress) -> Result<BuildOutcome, B
         }
     }
     let ignore = IgnoreMatcher::load(&context_root, remfile_path.as_deref())?;
-    let context = Tree::Dir { root: context_root.clone(), ignore };
+    let context = Tree::Dir {
+        root: context_root.clone(),
+        ignore,
+    };
     let stat_path = {
         use sha2::Digest as _;
-        let h = hex::encode(sha2::Sha256::digest(context_root.as_os_str().as_encoded_bytes()));
+        let h = hex::encode(sha2::Sha256::digest(
+            context_root.as_os_str().as_encoded_bytes(),
+        ));
         store.root().join("build").join("statcache").join(&h[..32])
     };
-    let exec_opts = ExecOptions { no_cache: opts.no_cache, network: Some(opts.network), source_date_epoch: opts.source_date_epoch };
-    let ex = Executor::new(&store, &plan, context, context_root.clone(), exec_opts, progress, StatCache::load(Some(stat_path)));
+    let exec_opts = ExecOptions {
+        no_cache: opts.no_cache,
+        network: Some(opts.network),
+        source_date_epoch: opts.source_date_epoch,
+    };
+    let ex = Executor::new(
+        &store,
+        &plan,
+        context,
+        context_root.clone(),
+        exec_opts,
+        progress,
+        StatCache::load(Some(stat_path)),
+    );
     let result = ex.run();
     ex.save_statcache();
     let target = result?;
     let reports = ex.step_reports();
-    let files_hashed = ex.statcache.lock().map(|s| s.hashed).unwrap_or(0);
+    let files_hashed = ex.statcache.lock().map_or(0, |s| s.hashed);
     let now = ex.now.clone();
     drop(ex);
 
@@ -205,7 +267,8 @@ pub fn build(opts: &BuildOptions, progress: &Progress) -> Result<BuildOutcome, B
     let written = store.write_image(&config, &layers)?;
     let mut references = Vec::new();
     for t in &opts.tags {
-        let r = Reference::parse(t).map_err(|e| BuildError::Usage(crate::cli::UsageError::Tag(format!("{t}: {e}"))))?;
+        let r = Reference::parse(t)
+            .map_err(|e| BuildError::Usage(crate::cli::UsageError::Tag(format!("{t}: {e}"))))?;
         store.tag(&r, &written.manifest)?;
         references.push(r.to_string());
     }
@@ -242,9 +305,15 @@ pub fn build(opts: &BuildOptions, progress: &Progress) -> Result<BuildOutcome, B
 }
 
 fn plan_doc(text: &str, file: &str) -> Result<Plan, BuildError> {
-    let plan: Plan = serde_json::from_str(text).map_err(|e| BuildError::PlanDoc { file: file.to_string(), message: e.to_string() })?;
+    let plan: Plan = serde_json::from_str(text).map_err(|e| BuildError::PlanDoc {
+        file: file.to_string(),
+        message: e.to_string(),
+    })?;
     if plan.version != 1 {
-        return Err(BuildError::PlanDoc { file: file.to_string(), message: format!("unsupported version {}", plan.version) });
+        return Err(BuildError::PlanDoc {
+            file: file.to_string(),
+            message: format!("unsupported version {}", plan.version),
+        });
     }
     Ok(plan)
 }
@@ -252,14 +321,27 @@ fn plan_doc(text: &str, file: &str) -> Result<Plan, BuildError> {
 /// The OCI image config of a stage result, as BuildKit writes it: the runtime config (with
 /// `--label`s added), `created` (the last history time), architecture/os/variant from the
 /// stage's platform, the diff_ids and the history.
-pub fn image_config(st: &StageResult, labels: &[(String, String)], now: &str) -> Result<ImageConfig, BuildError> {
+pub fn image_config(
+    st: &StageResult,
+    labels: &[(String, String)],
+    now: &str,
+) -> Result<ImageConfig, BuildError> {
     let mut cfg = st.config.clone();
     for (k, v) in labels {
         cfg.labels.insert(k.clone(), v.clone());
     }
-    let container: ContainerConfig = serde_json::from_value(cfg.to_oci()).map_err(|e| BuildError::PlanDoc { file: "<config>".into(), message: e.to_string() })?;
+    let container: ContainerConfig =
+        serde_json::from_value(cfg.to_oci()).map_err(|e| BuildError::PlanDoc {
+            file: "<config>".into(),
+            message: e.to_string(),
+        })?;
     let platform = Platform::parse(&st.platform)?;
-    let created = st.history.iter().rev().find_map(|h| h.created.clone()).unwrap_or_else(|| now.to_string());
+    let created = st
+        .history
+        .iter()
+        .rev()
+        .find_map(|h| h.created.clone())
+        .unwrap_or_else(|| now.to_string());
     Ok(ImageConfig {
         created: Some(created),
         author: cfg.author.clone(),
@@ -267,7 +349,10 @@ pub fn image_config(st: &StageResult, labels: &[(String, String)], now: &str) ->
         os: platform.os,
         variant: platform.variant,
         config: Some(container),
-        rootfs: RootFs { kind: "layers".into(), diff_ids: st.layers.iter().map(|(_, d)| d.clone()).collect() },
+        rootfs: RootFs {
+            kind: "layers".into(),
+            diff_ids: st.layers.iter().map(|(_, d)| d.clone()).collect(),
+        },
         history: st.history.clone(),
         extra: std::collections::BTreeMap::new(),
     })

@@ -59,7 +59,10 @@ pub struct StatCache {
 
 /// sha256 of a file's content.
 pub fn sha256_file(path: &Path) -> Result<[u8; 32], HashError> {
-    let err = |source| HashError { path: path.to_path_buf(), source };
+    let err = |source| HashError {
+        path: path.to_path_buf(),
+        source,
+    };
     let mut f = std::fs::File::open(path).map_err(err)?;
     let mut h = Sha256::new();
     let mut buf = vec![0u8; 128 * 1024];
@@ -84,20 +87,39 @@ impl StatCache {
             for line in std::io::BufReader::new(f).split(b'\n') {
                 let Ok(line) = line else { break };
                 let mut it = line.splitn(7, |b| *b == b' ');
-                let mut num = || -> Option<i128> { std::str::from_utf8(it.next()?).ok()?.parse().ok() };
-                let (Some(dev), Some(ino), Some(size), Some(mt), Some(ct)) = (num(), num(), num(), num(), num()) else {
+                let mut num =
+                    || -> Option<i128> { std::str::from_utf8(it.next()?).ok()?.parse().ok() };
+                let (Some(dev), Some(ino), Some(size), Some(mt), Some(ct)) =
+                    (num(), num(), num(), num(), num())
+                else {
                     continue;
                 };
-                let (Some(hx), Some(path)) = (it.next(), it.next()) else { continue };
+                let (Some(hx), Some(path)) = (it.next(), it.next()) else {
+                    continue;
+                };
                 let mut digest = [0u8; 32];
                 if hex::decode_to_slice(hx, &mut digest).is_err() {
                     continue;
                 }
-                let stamp = Stamp { dev: dev as u64, ino: ino as u64, size: size as u64, mtime_ns: mt, ctime_ns: ct };
-                map.insert(PathBuf::from(std::ffi::OsStr::from_bytes(path)), (stamp, digest));
+                let stamp = Stamp {
+                    dev: dev as u64,
+                    ino: ino as u64,
+                    size: size as u64,
+                    mtime_ns: mt,
+                    ctime_ns: ct,
+                };
+                map.insert(
+                    PathBuf::from(std::ffi::OsStr::from_bytes(path)),
+                    (stamp, digest),
+                );
             }
         }
-        StatCache { path, map, dirty: false, hashed: 0 }
+        StatCache {
+            path,
+            map,
+            dirty: false,
+            hashed: 0,
+        }
     }
 
     /// Writes the cache back (temp file and rename) when it changed.
@@ -116,24 +138,41 @@ impl StatCache {
             if pb.contains(&b'\n') {
                 continue;
             }
-            write!(w, "{} {} {} {} {} {} ", s.dev, s.ino, s.size, s.mtime_ns, s.ctime_ns, hex::encode(d))?;
+            write!(
+                w,
+                "{} {} {} {} {} {} ",
+                s.dev,
+                s.ino,
+                s.size,
+                s.mtime_ns,
+                s.ctime_ns,
+                hex::encode(d)
+            )?;
             w.write_all(pb)?;
             w.write_all(b"\n")?;
         }
-        w.into_inner().map_err(std::io::IntoInnerError::into_error)?;
+        w.into_inner()
+            .map_err(std::io::IntoInnerError::into_error)?;
         std::fs::rename(&tmp, p)
     }
 
     /// The sha256 of each file, from the cache when its stamp is unchanged, else hashed (in
     /// parallel on `threads` threads).
-    pub fn hash_files(&mut self, files: &[PathBuf], threads: usize) -> Result<HashMap<PathBuf, [u8; 32]>, HashError> {
+    pub fn hash_files(
+        &mut self,
+        files: &[PathBuf],
+        threads: usize,
+    ) -> Result<HashMap<PathBuf, [u8; 32]>, HashError> {
         let mut out = HashMap::with_capacity(files.len());
         let mut todo: Vec<(PathBuf, Stamp)> = Vec::new();
         for f in files {
             if out.contains_key(f) {
                 continue;
             }
-            let m = std::fs::metadata(f).map_err(|source| HashError { path: f.clone(), source })?;
+            let m = std::fs::metadata(f).map_err(|source| HashError {
+                path: f.clone(),
+                source,
+            })?;
             let stamp = Stamp::of(&m);
             match self.map.get(f) {
                 Some((s, d)) if *s == stamp => {
@@ -186,7 +225,10 @@ impl StatCache {
 
 /// The checksum of planned layer entries: `sha256:<hex>` over every entry's path, type, mode,
 /// owner, size, link target and content digest (never the mtime).
-pub fn entries_digest(entries: &BTreeMap<String, Entry>, hashes: &HashMap<PathBuf, [u8; 32]>) -> String {
+pub fn entries_digest(
+    entries: &BTreeMap<String, Entry>,
+    hashes: &HashMap<PathBuf, [u8; 32], impl std::hash::BuildHasher>,
+) -> String {
     let mut h = Sha256::new();
     for (path, e) in entries {
         h.update(path.as_bytes());
@@ -197,14 +239,18 @@ pub fn entries_digest(entries: &BTreeMap<String, Entry>, hashes: &HashMap<PathBu
             EntrySource::Dir => ("d", Vec::new()),
             EntrySource::Symlink(t) => ("l", t.as_bytes().to_vec()),
             EntrySource::Hardlink(t) => ("h", t.as_bytes().to_vec()),
-            EntrySource::CharDevice { major, minor } => ("c", format!("{major}:{minor}").into_bytes()),
-            EntrySource::BlockDevice { major, minor } => ("b", format!("{major}:{minor}").into_bytes()),
+            EntrySource::CharDevice { major, minor } => {
+                ("c", format!("{major}:{minor}").into_bytes())
+            }
+            EntrySource::BlockDevice { major, minor } => {
+                ("b", format!("{major}:{minor}").into_bytes())
+            }
             EntrySource::Fifo => ("p", Vec::new()),
             EntrySource::Whiteout => ("w", Vec::new()),
             EntrySource::OpaqueWhiteout => ("o", Vec::new()),
         };
         let size = match &e.source {
-            EntrySource::File(p) => std::fs::metadata(p).map(|m| m.len()).unwrap_or(0),
+            EntrySource::File(p) => std::fs::metadata(p).map_or(0, |m| m.len()),
             EntrySource::Bytes(b) => b.len() as u64,
             _ => 0,
         };
@@ -222,7 +268,10 @@ pub fn entries_digest(entries: &BTreeMap<String, Entry>, hashes: &HashMap<PathBu
 
 /// The host files referenced by entries.
 pub fn entry_files(entries: &BTreeMap<String, Entry>) -> Vec<PathBuf> {
-    entries.values().filter_map(|e| crate::copy::entry_file(e).map(Path::to_path_buf)).collect()
+    entries
+        .values()
+        .filter_map(|e| crate::copy::entry_file(e).map(Path::to_path_buf))
+        .collect()
 }
 
 #[cfg(test)]
@@ -230,7 +279,18 @@ mod tests {
     use super::*;
 
     fn entry(path: &str, src: EntrySource, mode: u32, mtime: i64) -> (String, Entry) {
-        (path.to_string(), Entry { path_in_layer: path.into(), source: src, mode, uid: 0, gid: 0, mtime, xattrs: vec![] })
+        (
+            path.to_string(),
+            Entry {
+                path_in_layer: path.into(),
+                source: src,
+                mode,
+                uid: 0,
+                gid: 0,
+                mtime,
+                xattrs: vec![],
+            },
+        )
     }
 
     #[test]
@@ -244,7 +304,10 @@ mod tests {
         let mut c = StatCache::load(Some(cache_path.clone()));
         let h1 = c.hash_files(&[f.clone(), g.clone()], 2).unwrap();
         assert_eq!(c.hashed, 2);
-        assert_eq!(hex::encode(h1[&f]), "7692c3ad3540bb803c020b3aee66cd8887123234ea0c6e7143c0add73ff431ed");
+        assert_eq!(
+            hex::encode(h1[&f]),
+            "7692c3ad3540bb803c020b3aee66cd8887123234ea0c6e7143c0add73ff431ed"
+        );
         c.save().unwrap();
         let mut c = StatCache::load(Some(cache_path.clone()));
         let h2 = c.hash_files(&[f.clone(), g.clone()], 2).unwrap();
@@ -259,21 +322,34 @@ mod tests {
 
     #[test]
     fn digest_ignores_mtime_but_not_mode_or_content() {
-        let d = tempfile::tempdir().unwrap();
-        let f = d.path().join("f");
-        std::fs::write(&f, "x").unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("f");
+        std::fs::write(&file, "x").unwrap();
         let mut c = StatCache::load(None);
-        let hashes = c.hash_files(std::slice::from_ref(&f), 1).unwrap();
-        let a: BTreeMap<_, _> = [entry("a", EntrySource::File(f.clone()), 0o644, 1)].into();
-        let b: BTreeMap<_, _> = [entry("a", EntrySource::File(f.clone()), 0o644, 99)].into();
-        let m: BTreeMap<_, _> = [entry("a", EntrySource::File(f.clone()), 0o600, 1)].into();
-        let p: BTreeMap<_, _> = [entry("b", EntrySource::File(f.clone()), 0o644, 1)].into();
-        assert_eq!(entries_digest(&a, &hashes), entries_digest(&b, &hashes));
-        assert_ne!(entries_digest(&a, &hashes), entries_digest(&m, &hashes));
-        assert_ne!(entries_digest(&a, &hashes), entries_digest(&p, &hashes));
-        std::fs::write(&f, "y").unwrap();
-        let hashes2 = c.hash_files(std::slice::from_ref(&f), 1).unwrap();
-        assert_ne!(entries_digest(&a, &hashes), entries_digest(&a, &hashes2));
+        let hashes = c.hash_files(std::slice::from_ref(&file), 1).unwrap();
+        let base: BTreeMap<_, _> = [entry("a", EntrySource::File(file.clone()), 0o644, 1)].into();
+        let touched: BTreeMap<_, _> =
+            [entry("a", EntrySource::File(file.clone()), 0o644, 99)].into();
+        let mode: BTreeMap<_, _> = [entry("a", EntrySource::File(file.clone()), 0o600, 1)].into();
+        let path: BTreeMap<_, _> = [entry("b", EntrySource::File(file.clone()), 0o644, 1)].into();
+        assert_eq!(
+            entries_digest(&base, &hashes),
+            entries_digest(&touched, &hashes)
+        );
+        assert_ne!(
+            entries_digest(&base, &hashes),
+            entries_digest(&mode, &hashes)
+        );
+        assert_ne!(
+            entries_digest(&base, &hashes),
+            entries_digest(&path, &hashes)
+        );
+        std::fs::write(&file, "y").unwrap();
+        let hashes2 = c.hash_files(std::slice::from_ref(&file), 1).unwrap();
+        assert_ne!(
+            entries_digest(&base, &hashes),
+            entries_digest(&base, &hashes2)
+        );
         let l1: BTreeMap<_, _> = [entry("l", EntrySource::Symlink("x".into()), 0o777, 1)].into();
         let l2: BTreeMap<_, _> = [entry("l", EntrySource::Symlink("y".into()), 0o777, 1)].into();
         assert_ne!(entries_digest(&l1, &hashes), entries_digest(&l2, &hashes));

@@ -47,7 +47,9 @@ pub enum ProgressMode {
 }
 
 /// The network of RUN steps.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum NetworkMode {
     /// Loopback only.
@@ -103,16 +105,26 @@ impl OutputSpec {
     /// Parses `type=oci|docker|local|tar,dest=PATH[,tar=false][,name=N]`, or a bare `PATH`
     /// (Docker's shorthand for `type=local,dest=PATH`).
     pub fn parse(spec: &str) -> Result<Self, UsageError> {
-        let err = |reason: &str| UsageError::Output { spec: spec.to_string(), reason: reason.into() };
+        let err = |reason: &str| UsageError::Output {
+            spec: spec.to_string(),
+            reason: reason.into(),
+        };
         if !spec.contains('=') {
             if spec.is_empty() {
                 return Err(err("empty"));
             }
-            return Ok(OutputSpec { kind: OutputKind::Local, dest: spec.into(), tar: false, name: None });
+            return Ok(OutputSpec {
+                kind: OutputKind::Local,
+                dest: spec.into(),
+                tar: false,
+                name: None,
+            });
         }
         let (mut kind, mut dest, mut tar, mut name) = (None, None, true, None);
         for field in spec.split(',') {
-            let (k, v) = field.split_once('=').ok_or_else(|| err("expected KEY=VALUE fields"))?;
+            let (k, v) = field
+                .split_once('=')
+                .ok_or_else(|| err("expected KEY=VALUE fields"))?;
             match k.trim() {
                 "type" => {
                     kind = Some(match v {
@@ -148,7 +160,12 @@ impl OutputSpec {
         if !tar && kind != OutputKind::Oci {
             return Err(err("tar=false applies only to type=oci"));
         }
-        Ok(OutputSpec { kind, dest, tar: tar && kind != OutputKind::Local, name })
+        Ok(OutputSpec {
+            kind,
+            dest,
+            tar: tar && kind != OutputKind::Local,
+            name,
+        })
     }
 }
 
@@ -292,12 +309,19 @@ pub fn parse_build_arg(
 
 /// Parses a source date epoch: whole seconds, non-negative.
 pub fn parse_epoch(s: &str) -> Result<i64, UsageError> {
-    s.trim().parse::<i64>().ok().filter(|n| *n >= 0).ok_or_else(|| UsageError::Epoch(s.to_string()))
+    s.trim()
+        .parse::<i64>()
+        .ok()
+        .filter(|n| *n >= 0)
+        .ok_or_else(|| UsageError::Epoch(s.to_string()))
 }
 
 impl Cli {
     /// Validates the flags; `env` reads environment variables (`std::env::var` in the binary).
-    pub fn into_options(self, env: &dyn Fn(&str) -> Option<String>) -> Result<BuildOptions, UsageError> {
+    pub fn into_options(
+        self,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<BuildOptions, UsageError> {
         let context = if self.context == "-" {
             ContextSource::Stdin
         } else {
@@ -325,7 +349,9 @@ impl Cli {
         }
         let mut labels = Vec::new();
         for l in &self.labels {
-            let (k, v) = l.split_once('=').ok_or_else(|| UsageError::Label(l.clone()))?;
+            let (k, v) = l
+                .split_once('=')
+                .ok_or_else(|| UsageError::Label(l.clone()))?;
             if k.is_empty() {
                 return Err(UsageError::Label(l.clone()));
             }
@@ -336,7 +362,11 @@ impl Cli {
                 return Err(UsageError::Tag(t.clone()));
             }
         }
-        let outputs = self.outputs.iter().map(|o| OutputSpec::parse(o)).collect::<Result<Vec<_>, _>>()?;
+        let outputs = self
+            .outputs
+            .iter()
+            .map(|o| OutputSpec::parse(o))
+            .collect::<Result<Vec<_>, _>>()?;
         let source_date_epoch = match &self.source_date_epoch {
             Some(s) => Some(parse_epoch(s)?),
             None => match env("SOURCE_DATE_EPOCH") {
@@ -371,25 +401,57 @@ mod tests {
     use super::*;
 
     fn opts(args: &[&str], env: &[(&str, &str)]) -> Result<BuildOptions, UsageError> {
-        let env: Vec<(String, String)> =
-            env.iter().map(|(k, v)| ((*k).to_string(), (*v).to_string())).collect();
-        let mut argv = vec!["pelagos-build"];
-        argv.extend_from_slice(args);
-        Cli::try_parse_from(argv).unwrap().into_options(&move |k: &str| {
-            env.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone())
-        })
+        let vars: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| ((*k).to_string(), (*v).to_string()))
+            .collect();
+        let mut command = vec!["pelagos-build"];
+        command.extend_from_slice(args);
+        Cli::try_parse_from(command)
+            .unwrap()
+            .into_options(&move |k: &str| vars.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone()))
     }
 
     #[test]
     fn every_flag() {
         let o = opts(
             &[
-                "-f", "x/Dockerfile", "-t", "a:1", "--tag", "b", "--build-arg", "V=2",
-                "--build-arg", "FROMENV", "--build-arg", "UNSET", "--target", "builder",
-                "--no-cache", "--pull", "--network", "host", "--label", "k=v=w", "--progress",
-                "json", "-q", "--iidfile", "id", "--metadata-file", "m.json", "--output",
-                "type=oci,dest=o.tar", "-o", "type=local,dest=out", "--store", "/s",
-                "--source-date-epoch", "42", "ctx",
+                "-f",
+                "x/Dockerfile",
+                "-t",
+                "a:1",
+                "--tag",
+                "b",
+                "--build-arg",
+                "V=2",
+                "--build-arg",
+                "FROMENV",
+                "--build-arg",
+                "UNSET",
+                "--target",
+                "builder",
+                "--no-cache",
+                "--pull",
+                "--network",
+                "host",
+                "--label",
+                "k=v=w",
+                "--progress",
+                "json",
+                "-q",
+                "--iidfile",
+                "id",
+                "--metadata-file",
+                "m.json",
+                "--output",
+                "type=oci,dest=o.tar",
+                "-o",
+                "type=local,dest=out",
+                "--store",
+                "/s",
+                "--source-date-epoch",
+                "42",
+                "ctx",
             ],
             &[("FROMENV", "e"), ("SOURCE_DATE_EPOCH", "7")],
         )
@@ -399,7 +461,10 @@ mod tests {
         assert_eq!(o.tags, ["a:1", "b"]);
         assert_eq!(
             o.build_args,
-            [("V".to_string(), "2".to_string()), ("FROMENV".to_string(), "e".to_string())]
+            [
+                ("V".to_string(), "2".to_string()),
+                ("FROMENV".to_string(), "e".to_string())
+            ]
         );
         assert_eq!(o.target.as_deref(), Some("builder"));
         assert!(o.no_cache && o.pull && o.quiet);
@@ -408,7 +473,11 @@ mod tests {
         assert_eq!(o.progress, ProgressMode::Json);
         assert_eq!(o.outputs.len(), 2);
         assert_eq!(o.outputs[1].kind, OutputKind::Local);
-        assert_eq!(o.source_date_epoch, Some(42), "the flag beats the environment");
+        assert_eq!(
+            o.source_date_epoch,
+            Some(42),
+            "the flag beats the environment"
+        );
         assert_eq!(o.store, Some("/s".into()));
     }
 
@@ -427,12 +496,27 @@ mod tests {
 
     #[test]
     fn stdin_forms() {
-        assert_eq!(opts(&["--plan", "-", "."], &[]).unwrap().recipe, Recipe::PlanStdin);
-        assert_eq!(opts(&["--plan", "p.json"], &[]).unwrap().recipe, Recipe::Plan("p.json".into()));
-        assert_eq!(opts(&["-f", "-"], &[]).unwrap().recipe, Recipe::RemfileStdin);
+        assert_eq!(
+            opts(&["--plan", "-", "."], &[]).unwrap().recipe,
+            Recipe::PlanStdin
+        );
+        assert_eq!(
+            opts(&["--plan", "p.json"], &[]).unwrap().recipe,
+            Recipe::Plan("p.json".into())
+        );
+        assert_eq!(
+            opts(&["-f", "-"], &[]).unwrap().recipe,
+            Recipe::RemfileStdin
+        );
         assert_eq!(opts(&["-"], &[]).unwrap().context, ContextSource::Stdin);
-        assert!(matches!(opts(&["--plan", "-", "-"], &[]), Err(UsageError::Stdin(_))));
-        assert!(matches!(opts(&["-f", "-", "-"], &[]), Err(UsageError::Stdin(_))));
+        assert!(matches!(
+            opts(&["--plan", "-", "-"], &[]),
+            Err(UsageError::Stdin(_))
+        ));
+        assert!(matches!(
+            opts(&["-f", "-", "-"], &[]),
+            Err(UsageError::Stdin(_))
+        ));
     }
 
     #[test]
@@ -459,7 +543,16 @@ mod tests {
         assert!(OutputSpec::parse("type=docker,dest=d.tar").unwrap().tar);
         assert!(!OutputSpec::parse("type=local,dest=d").unwrap().tar);
         assert_eq!(OutputSpec::parse("outdir").unwrap().kind, OutputKind::Local);
-        for bad in ["type=oci", "dest=x", "type=zip,dest=x", "type=tar,dest=x,tar=false", "type=oci,dest=", "type=oci,dest=x,foo=1", "type=registry,dest=x", ""] {
+        for bad in [
+            "type=oci",
+            "dest=x",
+            "type=zip,dest=x",
+            "type=tar,dest=x,tar=false",
+            "type=oci,dest=",
+            "type=oci,dest=x,foo=1",
+            "type=registry,dest=x",
+            "",
+        ] {
             assert!(OutputSpec::parse(bad).is_err(), "{bad}");
         }
     }

@@ -27,7 +27,9 @@ pub enum CopyError {
     #[error("{0}: no source files matched")]
     NoMatch(String),
     /// Several sources need a directory destination.
-    #[error("when copying several sources the destination {0:?} must be a directory and end with /")]
+    #[error(
+        "when copying several sources the destination {0:?} must be a directory and end with /"
+    )]
     DestNotDir(String),
     /// A bad pattern.
     #[error("invalid source pattern {0:?}")]
@@ -68,7 +70,11 @@ fn has_wildcard(s: &str) -> bool {
 /// directory by its spelling.
 pub fn dest_path(dest: &str, workdir: &str) -> (String, bool) {
     let dir_spelled = dest.ends_with('/') || dest == "." || dest.ends_with("/.") || dest.is_empty();
-    let abs = if dest.starts_with('/') { dest.to_string() } else { format!("{}/{}", workdir.trim_end_matches('/'), dest) };
+    let abs = if dest.starts_with('/') {
+        dest.to_string()
+    } else {
+        format!("{}/{}", workdir.trim_end_matches('/'), dest)
+    };
     let c = clean(&abs);
     (c.trim_start_matches('/').to_string(), dir_spelled)
 }
@@ -83,7 +89,11 @@ pub fn resolve_for_create(target: &Tree, rel: &str) -> Result<String, TreeError>
     }
     let (parent, base) = rel.rsplit_once('/').unwrap_or(("", rel));
     let p = resolve_for_create(target, parent)?;
-    Ok(if p.is_empty() { base.to_string() } else { format!("{p}/{base}") })
+    Ok(if p.is_empty() {
+        base.to_string()
+    } else {
+        format!("{p}/{base}")
+    })
 }
 
 fn glob(tree: &Tree, base: &str, comps: &[&str], out: &mut Vec<String>) -> Result<(), CopyError> {
@@ -91,7 +101,13 @@ fn glob(tree: &Tree, base: &str, comps: &[&str], out: &mut Vec<String>) -> Resul
         out.push(base.to_string());
         return Ok(());
     };
-    let child = |name: &str| if base.is_empty() { name.to_string() } else { format!("{base}/{name}") };
+    let child = |name: &str| {
+        if base.is_empty() {
+            name.to_string()
+        } else {
+            format!("{base}/{name}")
+        }
+    };
     if *first == "**" {
         glob(tree, base, rest, out)?;
         for n in tree.read_dir(base)? {
@@ -115,7 +131,9 @@ fn glob(tree: &Tree, base: &str, comps: &[&str], out: &mut Vec<String>) -> Resul
         return Ok(());
     }
     let re = crate::ignore::compile(first).map_err(|_| CopyError::Pattern((*first).to_string()))?;
-    let Some(dir) = tree.resolve(base)? else { return Ok(()) };
+    let Some(dir) = tree.resolve(base)? else {
+        return Ok(());
+    };
     for n in tree.read_dir(&dir)? {
         let name = n.rel.rsplit('/').next().unwrap_or(&n.rel).to_string();
         if re.is_match(&name) {
@@ -136,9 +154,7 @@ pub fn select(tree: &Tree, pattern: &str) -> Result<Vec<String>, CopyError> {
     let p = clean(&format!("/{pattern}"));
     let p = p.trim_start_matches('/');
     if !has_wildcard(p) {
-        return if tree.lstat(p)?.is_some() || (p.is_empty()) {
-            Ok(vec![p.to_string()])
-        } else if tree.resolve(p)?.is_some() {
+        return if p.is_empty() || tree.lstat(p)?.is_some() || tree.resolve(p)?.is_some() {
             Ok(vec![p.to_string()])
         } else {
             Err(CopyError::NotFound(pattern.to_string()))
@@ -209,52 +225,90 @@ impl Builder<'_> {
             }
             Kind::Dir => EntrySource::Dir,
             Kind::Symlink(t) => EntrySource::Symlink(t.clone()),
-            Kind::CharDevice(major, minor) => EntrySource::CharDevice { major: *major, minor: *minor },
-            Kind::BlockDevice(major, minor) => EntrySource::BlockDevice { major: *major, minor: *minor },
+            Kind::CharDevice(major, minor) => EntrySource::CharDevice {
+                major: *major,
+                minor: *minor,
+            },
+            Kind::BlockDevice(major, minor) => EntrySource::BlockDevice {
+                major: *major,
+                minor: *minor,
+            },
             Kind::Fifo => EntrySource::Fifo,
             Kind::Socket => return,
         };
         self.plan.entries.insert(
             dest.clone(),
-            Entry { path_in_layer: dest, source, mode, uid, gid, mtime: n.mtime, xattrs: Vec::new() },
+            Entry {
+                path_in_layer: dest,
+                source,
+                mode,
+                uid,
+                gid,
+                mtime: n.mtime,
+                xattrs: Vec::new(),
+            },
         );
     }
 }
 
 /// Plans a COPY of `req.sources` from `src` into the `target` file system.
 pub fn plan_copy(src: &Tree, target: &Tree, req: &CopyRequest) -> Result<CopyPlan, CopyError> {
-    let exclude = IgnoreMatcher::new(&req.exclude, "--exclude").map_err(|e| CopyError::Pattern(e.to_string()))?;
+    let exclude = IgnoreMatcher::new(&req.exclude, "--exclude")
+        .map_err(|e| CopyError::Pattern(e.to_string()))?;
     let (dest_rel, dir_spelled) = dest_path(&req.dest, &req.workdir);
     let dest_rel = resolve_for_create(target, &dest_rel)?;
     let dest_exists_dir = target.lstat(&dest_rel)?.is_some_and(|n| n.is_dir());
-    let mut b = Builder { req, plan: CopyPlan::default(), links: HashMap::new() };
+    let mut b = Builder {
+        req,
+        plan: CopyPlan::default(),
+        links: HashMap::new(),
+    };
     let many = req.sources.len() > 1;
     for pattern in &req.sources {
         // --parents keeps the path below the `/./` pivot (or the whole path)
         let (pivot, pat) = match (req.parents, pattern.split_once("/./")) {
-            (true, Some((p, rest))) => (clean(&format!("/{p}")).trim_start_matches('/').to_string(), format!("{p}/{rest}")),
+            (true, Some((p, rest))) => (
+                clean(&format!("/{p}")).trim_start_matches('/').to_string(),
+                format!("{p}/{rest}"),
+            ),
             _ => (String::new(), pattern.clone()),
         };
         let matches = select(src, &pat)?;
         let dest_is_dir = dir_spelled || dest_exists_dir || req.parents;
         if (many || matches.len() > 1) && !dest_is_dir {
-            let all_dirs = matches.iter().all(|m| src.resolve(m).ok().flatten().and_then(|r| src.lstat(&r).ok().flatten()).is_some_and(|n| n.is_dir()));
+            let all_dirs = matches.iter().all(|m| {
+                src.resolve(m)
+                    .ok()
+                    .flatten()
+                    .and_then(|r| src.lstat(&r).ok().flatten())
+                    .is_some_and(|n| n.is_dir())
+            });
             if !all_dirs || many {
                 return Err(CopyError::DestNotDir(req.dest.clone()));
             }
         }
         for m in matches {
             // --exclude patterns match a named source by its path or its name
-            if !m.is_empty() && (exclude.is_excluded(&m) || exclude.is_excluded(m.rsplit('/').next().unwrap_or(&m))) {
+            if !m.is_empty()
+                && (exclude.is_excluded(&m)
+                    || exclude.is_excluded(m.rsplit('/').next().unwrap_or(&m)))
+            {
                 continue;
             }
             // follow a named symlink inside the tree; a dangling one is copied as a link
             let node = match src.resolve(&m)? {
-                Some(r) => src.lstat(&r)?.ok_or_else(|| CopyError::NotFound(m.clone()))?,
-                None => src.lstat(&m)?.ok_or_else(|| CopyError::NotFound(m.clone()))?,
+                Some(r) => src
+                    .lstat(&r)?
+                    .ok_or_else(|| CopyError::NotFound(m.clone()))?,
+                None => src
+                    .lstat(&m)?
+                    .ok_or_else(|| CopyError::NotFound(m.clone()))?,
             };
             let kept = if req.parents {
-                m.strip_prefix(&pivot).unwrap_or(&m).trim_start_matches('/').to_string()
+                m.strip_prefix(&pivot)
+                    .unwrap_or(&m)
+                    .trim_start_matches('/')
+                    .to_string()
             } else {
                 String::new()
             };
@@ -267,7 +321,11 @@ pub fn plan_copy(src: &Tree, target: &Tree, req: &CopyRequest) -> Result<CopyPla
                 src.walk(&node.rel, &mut all)?;
                 for n in &all {
                     // ... and the contents of a directory source relative to that directory
-                    let sub = n.rel.strip_prefix(&node.rel).unwrap_or(&n.rel).trim_start_matches('/');
+                    let sub = n
+                        .rel
+                        .strip_prefix(&node.rel)
+                        .unwrap_or(&n.rel)
+                        .trim_start_matches('/');
                     if exclude.is_excluded(sub) {
                         continue;
                     }
@@ -321,7 +379,15 @@ pub fn add_parents(plan: &mut CopyPlan, target: &Tree, req: &CopyRequest) -> Res
             },
             _ => {
                 let (uid, gid) = req.chown.unwrap_or((0, 0));
-                Entry { path_in_layer: p.clone(), source: EntrySource::Dir, mode: 0o755, uid, gid, mtime: req.created_time, xattrs: Vec::new() }
+                Entry {
+                    path_in_layer: p.clone(),
+                    source: EntrySource::Dir,
+                    mode: 0o755,
+                    uid,
+                    gid,
+                    mtime: req.created_time,
+                    xattrs: Vec::new(),
+                }
             }
         };
         plan.entries.insert(p, e);
@@ -354,12 +420,20 @@ mod tests {
         fs::write(r.join("ignored.txt"), "i").unwrap();
         symlink("src/a.txt", r.join("link")).unwrap();
         symlink("/etc/shadow", r.join("outlink")).unwrap();
-        let t = Tree::Dir { root: r.to_path_buf(), ignore: IgnoreMatcher::new(&["ignored.txt"], "t").unwrap() };
+        let t = Tree::Dir {
+            root: r.to_path_buf(),
+            ignore: IgnoreMatcher::new(&["ignored.txt"], "t").unwrap(),
+        };
         (d, t)
     }
 
     fn req(sources: &[&str], dest: &str) -> CopyRequest {
-        CopyRequest { sources: sources.iter().map(|s| (*s).to_string()).collect(), dest: dest.into(), workdir: "/w".into(), ..Default::default() }
+        CopyRequest {
+            sources: sources.iter().map(|s| (*s).to_string()).collect(),
+            dest: dest.into(),
+            workdir: "/w".into(),
+            ..Default::default()
+        }
     }
 
     fn paths(p: &CopyPlan) -> Vec<&str> {
@@ -374,17 +448,39 @@ mod tests {
     fn directory_copies_contents_relative_to_workdir() {
         let (_d, t) = ctx();
         let p = plan_copy(&t, &empty(), &req(&["src/"], "app/")).unwrap();
-        assert_eq!(paths(&p), ["w", "w/app", "w/app/a.txt", "w/app/b.md", "w/app/sub", "w/app/sub/c.txt"]);
+        assert_eq!(
+            paths(&p),
+            [
+                "w",
+                "w/app",
+                "w/app/a.txt",
+                "w/app/b.md",
+                "w/app/sub",
+                "w/app/sub/c.txt"
+            ]
+        );
         let p = plan_copy(&t, &empty(), &req(&["src"], "/abs")).unwrap();
-        assert!(paths(&p).contains(&"abs/sub/c.txt"), "a dir source without slash still copies contents");
+        assert!(
+            paths(&p).contains(&"abs/sub/c.txt"),
+            "a dir source without slash still copies contents"
+        );
     }
 
     #[test]
     fn file_dest_rules() {
         let (_d, t) = ctx();
-        assert_eq!(paths(&plan_copy(&t, &empty(), &req(&["top.txt"], "/x/y")).unwrap()), ["x", "x/y"]);
-        assert_eq!(paths(&plan_copy(&t, &empty(), &req(&["top.txt"], "/x/y/")).unwrap()), ["x", "x/y", "x/y/top.txt"]);
-        assert_eq!(paths(&plan_copy(&t, &empty(), &req(&["top.txt"], ".")).unwrap()), ["w", "w/top.txt"]);
+        assert_eq!(
+            paths(&plan_copy(&t, &empty(), &req(&["top.txt"], "/x/y")).unwrap()),
+            ["x", "x/y"]
+        );
+        assert_eq!(
+            paths(&plan_copy(&t, &empty(), &req(&["top.txt"], "/x/y/")).unwrap()),
+            ["x", "x/y", "x/y/top.txt"]
+        );
+        assert_eq!(
+            paths(&plan_copy(&t, &empty(), &req(&["top.txt"], ".")).unwrap()),
+            ["w", "w/top.txt"]
+        );
         let e = plan_copy(&t, &empty(), &req(&["top.txt", "src/a.txt"], "/x")).unwrap_err();
         assert!(matches!(e, CopyError::DestNotDir(_)));
     }
@@ -395,11 +491,21 @@ mod tests {
         assert_eq!(select(&t, "src/*.txt").unwrap(), ["src/a.txt"]);
         assert_eq!(select(&t, "src/?.md").unwrap(), ["src/b.md"]);
         assert_eq!(select(&t, "src/[ab].*").unwrap(), ["src/a.txt", "src/b.md"]);
-        assert_eq!(select(&t, "**/*.txt").unwrap(), ["src/a.txt", "src/sub/c.txt", "top.txt"]);
+        assert_eq!(
+            select(&t, "**/*.txt").unwrap(),
+            ["src/a.txt", "src/sub/c.txt", "top.txt"]
+        );
         assert!(matches!(select(&t, "*.none"), Err(CopyError::NoMatch(_))));
-        assert!(matches!(select(&t, "ignored.txt"), Err(CopyError::NotFound(_))), "ignored files are not in the context");
+        assert!(
+            matches!(select(&t, "ignored.txt"), Err(CopyError::NotFound(_))),
+            "ignored files are not in the context"
+        );
         assert!(matches!(select(&t, "*.txt"), Ok(v) if v == ["top.txt"]));
-        assert_eq!(select(&t, "../../top.txt").unwrap(), ["top.txt"], "never escapes the root");
+        assert_eq!(
+            select(&t, "../../top.txt").unwrap(),
+            ["top.txt"],
+            "never escapes the root"
+        );
         let p = plan_copy(&t, &empty(), &req(&["src/*.txt", "top.txt"], "/d/")).unwrap();
         assert_eq!(paths(&p), ["d", "d/a.txt", "d/top.txt"]);
     }
@@ -408,11 +514,20 @@ mod tests {
     fn symlinks() {
         let (_d, t) = ctx();
         let p = plan_copy(&t, &empty(), &req(&["link"], "/l")).unwrap();
-        assert!(matches!(&p.entries["l"].source, EntrySource::File(h) if h.ends_with("src/a.txt")), "a named symlink is followed inside the context");
+        assert!(
+            matches!(&p.entries["l"].source, EntrySource::File(h) if h.ends_with("src/a.txt")),
+            "a named symlink is followed inside the context"
+        );
         let p = plan_copy(&t, &empty(), &req(&["outlink"], "/o")).unwrap();
-        assert!(matches!(&p.entries["o"].source, EntrySource::Symlink(t) if t == "/etc/shadow"), "never followed out: copied as a link");
+        assert!(
+            matches!(&p.entries["o"].source, EntrySource::Symlink(t) if t == "/etc/shadow"),
+            "never followed out: copied as a link"
+        );
         let p = plan_copy(&t, &empty(), &req(&["."], "/all/")).unwrap();
-        assert!(matches!(&p.entries["all/link"].source, EntrySource::Symlink(t) if t == "src/a.txt"), "links inside a directory stay links");
+        assert!(
+            matches!(&p.entries["all/link"].source, EntrySource::Symlink(t) if t == "src/a.txt"),
+            "links inside a directory stay links"
+        );
         assert!(!p.entries.contains_key("all/ignored.txt"));
     }
 
@@ -425,10 +540,24 @@ mod tests {
         let p = plan_copy(&t, &empty(), &r).unwrap();
         let a = &p.entries["n/a.txt"];
         assert_eq!((a.uid, a.gid, a.mode), (7, 8, 0o640));
-        assert_eq!((p.entries["n"].uid, p.entries["n"].mode), (7, 0o640), "the created dest dir takes the source dir's metadata with chmod");
+        assert_eq!(
+            (p.entries["n"].uid, p.entries["n"].mode),
+            (7, 0o640),
+            "the created dest dir takes the source dir's metadata with chmod"
+        );
         let p = plan_copy(&t, &empty(), &req(&["top.txt"], "/q/r/")).unwrap();
-        assert_eq!((p.entries["q"].uid, p.entries["q"].mode, p.entries["q"].mtime), (0, 0o755, 0));
-        assert_eq!(p.entries["q/r/top.txt"].uid, 0, "context files become root-owned");
+        assert_eq!(
+            (
+                p.entries["q"].uid,
+                p.entries["q"].mode,
+                p.entries["q"].mtime
+            ),
+            (0, 0o755, 0)
+        );
+        assert_eq!(
+            p.entries["q/r/top.txt"].uid, 0,
+            "context files become root-owned"
+        );
     }
 
     #[test]
@@ -437,14 +566,29 @@ mod tests {
         let tgt = tempfile::tempdir().unwrap();
         fs::create_dir_all(tgt.path().join("usr/bin")).unwrap();
         fs::create_dir_all(tgt.path().join("opt")).unwrap();
-        fs::set_permissions(tgt.path().join("usr"), std::os::unix::fs::PermissionsExt::from_mode(0o711)).unwrap();
+        fs::set_permissions(
+            tgt.path().join("usr"),
+            std::os::unix::fs::PermissionsExt::from_mode(0o711),
+        )
+        .unwrap();
         symlink("usr/bin", tgt.path().join("bin")).unwrap();
         let target = Tree::Layers(vec![tgt.path().to_path_buf()]);
         let p = plan_copy(&t, &target, &req(&["top.txt"], "/bin")).unwrap();
-        assert_eq!(paths(&p), ["usr", "usr/bin", "usr/bin/top.txt"], "an existing dir dest (through a symlink) gets the file inside");
-        assert_eq!(p.entries["usr"].mode, 0o711, "existing parents keep their metadata");
+        assert_eq!(
+            paths(&p),
+            ["usr", "usr/bin", "usr/bin/top.txt"],
+            "an existing dir dest (through a symlink) gets the file inside"
+        );
+        assert_eq!(
+            p.entries["usr"].mode, 0o711,
+            "existing parents keep their metadata"
+        );
         let p = plan_copy(&t, &target, &req(&["src"], "/opt")).unwrap();
-        assert!(!p.entries.contains_key("opt") || p.entries["opt"].mode == fs::metadata(tgt.path().join("opt")).unwrap().mode() & 0o7777);
+        assert!(
+            !p.entries.contains_key("opt")
+                || p.entries["opt"].mode
+                    == fs::metadata(tgt.path().join("opt")).unwrap().mode() & 0o7777
+        );
     }
 
     #[test]
@@ -452,13 +596,22 @@ mod tests {
         let (_d, t) = ctx();
         let mut r = req(&["src/sub/c.txt", "src/a.txt"], "/p/");
         r.parents = true;
-        assert_eq!(paths(&plan_copy(&t, &empty(), &r).unwrap()), ["p", "p/src", "p/src/a.txt", "p/src/sub", "p/src/sub/c.txt"]);
+        assert_eq!(
+            paths(&plan_copy(&t, &empty(), &r).unwrap()),
+            ["p", "p/src", "p/src/a.txt", "p/src/sub", "p/src/sub/c.txt"]
+        );
         let mut r = req(&["./src/./sub/c.txt"], "/p/");
         r.parents = true;
-        assert_eq!(paths(&plan_copy(&t, &empty(), &r).unwrap()), ["p", "p/sub", "p/sub/c.txt"]);
+        assert_eq!(
+            paths(&plan_copy(&t, &empty(), &r).unwrap()),
+            ["p", "p/sub", "p/sub/c.txt"]
+        );
         let mut r = req(&["src/"], "/e/");
         r.exclude = vec!["*.md".into(), "**/sub".into()];
-        assert_eq!(paths(&plan_copy(&t, &empty(), &r).unwrap()), ["e", "e/a.txt"]);
+        assert_eq!(
+            paths(&plan_copy(&t, &empty(), &r).unwrap()),
+            ["e", "e/a.txt"]
+        );
     }
 
     #[test]
@@ -466,7 +619,10 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         fs::write(d.path().join("one"), "x").unwrap();
         fs::hard_link(d.path().join("one"), d.path().join("two")).unwrap();
-        let t = Tree::Dir { root: d.path().to_path_buf(), ignore: IgnoreMatcher::default() };
+        let t = Tree::Dir {
+            root: d.path().to_path_buf(),
+            ignore: IgnoreMatcher::default(),
+        };
         let p = plan_copy(&t, &empty(), &req(&["."], "/h/")).unwrap();
         assert!(matches!(&p.entries["h/two"].source, EntrySource::Hardlink(f) if f == "h/one"));
     }

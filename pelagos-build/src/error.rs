@@ -66,7 +66,9 @@ pub enum BuildError {
         message: String,
     },
     /// A base image is not available.
-    #[error("image {0} not found in the store (import or load it first: registry pulls are not supported yet)")]
+    #[error(
+        "image {0} not found in the store (import or load it first: registry pulls are not supported yet)"
+    )]
     ImageNotFound(String),
     /// The store failed.
     #[error("store: {0}")]
@@ -88,7 +90,9 @@ impl BuildError {
     /// The message without the step name (for progress lines that already show it).
     pub fn step_message(&self) -> String {
         match self {
-            BuildError::StepInput { message, .. } | BuildError::Step { message, .. } => message.clone(),
+            BuildError::StepInput { message, .. } | BuildError::Step { message, .. } => {
+                message.clone()
+            }
             other => other.to_string(),
         }
     }
@@ -111,5 +115,8 @@ impl BuildError {
 
 /// Shorthand for an I/O error on a path.
 pub(crate) fn io(path: &std::path::Path) -> impl FnOnce(std::io::Error) -> BuildError + '_ {
-    move |source| BuildError::Io { path: path.to_path_buf(), source }
+    move |source| BuildError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
 }

@@ -88,7 +88,10 @@ pub fn chain(prev: &str, definition: &serde_json::Value, extra: &str) -> String 
 pub fn rfc3339(secs: i64) -> String {
     time::OffsetDateTime::from_unix_timestamp(secs)
         .ok()
-        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
         .unwrap_or_else(|| "1970-01-01T00:00:00Z".into())
 }
 
@@ -113,12 +116,16 @@ pub struct Executor<'a> {
 
 impl std::fmt::Debug for Executor<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Executor").field("context", &self.context_root).finish_non_exhaustive()
+        f.debug_struct("Executor")
+            .field("context", &self.context_root)
+            .finish_non_exhaustive()
     }
 }
 
 fn stage_label(s: &Stage) -> String {
-    s.name.clone().unwrap_or_else(|| format!("stage-{}", s.index))
+    s.name
+        .clone()
+        .unwrap_or_else(|| format!("stage-{}", s.index))
 }
 
 fn is_layer_step(step: &Step) -> bool {
@@ -156,7 +163,10 @@ impl<'a> Executor<'a> {
                 if is_layer_step(st) {
                     k += 1;
                     ids.insert((s.index, i), next);
-                    names.insert((s.index, i), format!("[{label} {k}/{n}] {}", st.instruction));
+                    names.insert(
+                        (s.index, i),
+                        format!("[{label} {k}/{n}] {}", st.instruction),
+                    );
                     next += 1;
                 }
             }
@@ -186,7 +196,10 @@ impl<'a> Executor<'a> {
 
     /// The progress name of a step.
     pub(crate) fn step_name(&self, stage: usize, i: usize) -> String {
-        self.names.get(&(stage, i)).cloned().unwrap_or_else(|| format!("stage {stage} step {i}"))
+        self.names
+            .get(&(stage, i))
+            .cloned()
+            .unwrap_or_else(|| format!("stage {stage} step {i}"))
     }
 
     /// Runs every stage (independent ones in parallel) and returns the target's result.
@@ -197,7 +210,10 @@ impl<'a> Executor<'a> {
                 let first_err = &first_err;
                 s.spawn(move || {
                     let r = self.run_stage(stage);
-                    let mut res = self.results.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                    let mut res = self
+                        .results
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner);
                     match r {
                         Ok(v) => {
                             res.insert(stage.index, Ok(Arc::new(v)));
@@ -205,7 +221,9 @@ impl<'a> Executor<'a> {
                         Err(e) => {
                             res.insert(stage.index, Err(stage.index));
                             if !matches!(e, BuildError::DependencyFailed(_)) {
-                                let mut fe = first_err.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                                let mut fe = first_err
+                                    .lock()
+                                    .unwrap_or_else(std::sync::PoisonError::into_inner);
                                 fe.get_or_insert(e);
                             }
                         }
@@ -214,10 +232,17 @@ impl<'a> Executor<'a> {
                 });
             }
         });
-        if let Some(e) = first_err.get_mut().unwrap_or_else(std::sync::PoisonError::into_inner).take() {
+        if let Some(e) = first_err
+            .get_mut()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take()
+        {
             return Err(e);
         }
-        let res = self.results.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let res = self
+            .results
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         match res.get(&self.plan.target) {
             Some(Ok(r)) => Ok(r.clone()),
             _ => Err(BuildError::DependencyFailed(self.plan.target)),
@@ -227,15 +252,25 @@ impl<'a> Executor<'a> {
     /// Waits for stage `index` to finish.
     pub(crate) fn wait_stage(&self, index: usize) -> Result<Arc<StageResult>, BuildError> {
         if !self.plan.stages.iter().any(|s| s.index == index) {
-            return Err(BuildError::PlanDoc { file: "<plan>".into(), message: format!("stage {index} is referenced but not in the plan") });
+            return Err(BuildError::PlanDoc {
+                file: "<plan>".into(),
+                message: format!("stage {index} is referenced but not in the plan"),
+            });
         }
-        let mut res = self.results.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut res = self
+            .results
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         loop {
             match res.get(&index) {
                 Some(Ok(r)) => return Ok(r.clone()),
                 Some(Err(_)) => return Err(BuildError::DependencyFailed(index)),
                 None => {
-                    res = self.ready.wait_timeout(res, Duration::from_millis(200)).unwrap_or_else(std::sync::PoisonError::into_inner).0;
+                    res = self
+                        .ready
+                        .wait_timeout(res, Duration::from_millis(200))
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)
+                        .0;
                 }
             }
         }
@@ -245,14 +280,21 @@ impl<'a> Executor<'a> {
     pub(crate) fn lowers(&self, layers: &[Layer]) -> Result<Vec<PathBuf>, BuildError> {
         let mut out = Vec::with_capacity(layers.len());
         for (desc, diff_id) in layers.iter().rev() {
-            let known = self.snapshots.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get(diff_id.as_str()).cloned();
-            let p = match known {
-                Some(p) => p,
-                None => {
-                    let p = self.store.snapshot(desc, diff_id)?;
-                    self.snapshots.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(diff_id.as_str().to_string(), p.clone());
-                    p
-                }
+            let known = self
+                .snapshots
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .get(diff_id.as_str())
+                .cloned();
+            let p = if let Some(p) = known {
+                p
+            } else {
+                let p = self.store.snapshot(desc, diff_id)?;
+                self.snapshots
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .insert(diff_id.as_str().to_string(), p.clone());
+                p
             };
             out.push(p);
         }
@@ -266,34 +308,65 @@ impl<'a> Executor<'a> {
                 layers: Vec::new(),
                 history: Vec::new(),
                 config: remfile_plan::ImageConfig::default(),
-                key: chain("", &serde_json::json!({"from": "scratch", "platform": stage.platform}), ""),
+                key: chain(
+                    "",
+                    &serde_json::json!({"from": "scratch", "platform": stage.platform}),
+                    "",
+                ),
                 platform: stage.platform.clone(),
                 base_created: None,
             }),
             Base::Stage { stage: n } => {
                 let r = self.wait_stage(*n)?;
-                Ok(StageResult { index: stage.index, platform: stage.platform.clone(), ..(*r).clone() })
+                Ok(StageResult {
+                    index: stage.index,
+                    platform: stage.platform.clone(),
+                    ..(*r).clone()
+                })
             }
             Base::Image { image, .. } => {
                 let id = self.from_ids.get(&stage.index).copied().unwrap_or(0);
-                let name = format!("[{} 1/{}] FROM {image}", stage_label(stage), 1 + stage.steps.iter().filter(|s| is_layer_step(s)).count());
+                let name = format!(
+                    "[{} 1/{}] FROM {image}",
+                    stage_label(stage),
+                    1 + stage.steps.iter().filter(|s| is_layer_step(s)).count()
+                );
                 self.progress.start(id, &name);
-                let r = Reference::parse(image).map_err(|e| BuildError::StepInput { step: name.clone(), message: e.to_string() })?;
+                let r = Reference::parse(image).map_err(|e| BuildError::StepInput {
+                    step: name.clone(),
+                    message: e.to_string(),
+                })?;
                 let Some(img) = self.store.resolve(&r)? else {
                     self.progress.error(id, "not found");
                     return Err(BuildError::ImageNotFound(image.clone()));
                 };
                 let layers = img.layers()?;
                 let text = serde_json::to_string(&img.config).unwrap_or_default();
-                let config = remfile_plan::ImageConfig::from_oci_json(&text).map_err(|e| BuildError::StepInput { step: name.clone(), message: e.to_string() })?;
+                let config = remfile_plan::ImageConfig::from_oci_json(&text).map_err(|e| {
+                    BuildError::StepInput {
+                        step: name.clone(),
+                        message: e.to_string(),
+                    }
+                })?;
                 let d = self.progress.finish(id, Outcome::Done);
-                self.report(StepReport { id, stage: stage.index, name, cached: false, duration: d.as_secs_f64(), cache_key: None });
+                self.report(StepReport {
+                    id,
+                    stage: stage.index,
+                    name,
+                    cached: false,
+                    duration: d.as_secs_f64(),
+                    cache_key: None,
+                });
                 Ok(StageResult {
                     index: stage.index,
                     layers,
                     history: img.config.history.clone(),
                     config,
-                    key: chain("", &serde_json::json!({"from": img.manifest_digest().as_str(), "platform": stage.platform}), ""),
+                    key: chain(
+                        "",
+                        &serde_json::json!({"from": img.manifest_digest().as_str(), "platform": stage.platform}),
+                        "",
+                    ),
                     platform: stage.platform.clone(),
                     base_created: img.config.created.clone(),
                 })
@@ -302,12 +375,19 @@ impl<'a> Executor<'a> {
     }
 
     pub(crate) fn report(&self, r: StepReport) {
-        self.reports.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(r);
+        self.reports
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(r);
     }
 
     fn run_stage(&self, stage: &Stage) -> Result<StageResult, BuildError> {
         let mut st = self.base_of(stage)?;
-        let mut last_time = st.history.last().and_then(|h| h.created.clone()).or_else(|| st.base_created.clone());
+        let mut last_time = st
+            .history
+            .last()
+            .and_then(|h| h.created.clone())
+            .or_else(|| st.base_created.clone());
         if self.opts.source_date_epoch.is_some() {
             last_time = Some(self.now.clone());
         }
@@ -339,12 +419,30 @@ impl<'a> Executor<'a> {
                     return Err(e);
                 }
             };
-            let d = self.progress.finish(id, if out.cached { Outcome::Cached } else { Outcome::Done });
-            self.report(StepReport { id, stage: stage.index, name, cached: out.cached, duration: d.as_secs_f64(), cache_key: Some(out.key.clone()) });
+            let d = self.progress.finish(
+                id,
+                if out.cached {
+                    Outcome::Cached
+                } else {
+                    Outcome::Done
+                },
+            );
+            self.report(StepReport {
+                id,
+                stage: stage.index,
+                name,
+                cached: out.cached,
+                duration: d.as_secs_f64(),
+                cache_key: Some(out.key.clone()),
+            });
             if let Op::Workdir(w) = &step.op {
                 cfg.working_dir.clone_from(&w.path);
             }
-            let created = if self.opts.source_date_epoch.is_some() { self.now.clone() } else { out.created.clone() };
+            let created = if self.opts.source_date_epoch.is_some() {
+                self.now.clone()
+            } else {
+                out.created.clone()
+            };
             st.history.push(History {
                 created: Some(created.clone()),
                 created_by: Some(step.created_by.clone()),
@@ -359,7 +457,11 @@ impl<'a> Executor<'a> {
             st.key = out.key;
         }
         // the planner's config is authoritative when it knew the base config
-        st.config = if stage.base_config_known { stage.config.clone() } else { cfg };
+        st.config = if stage.base_config_known {
+            stage.config.clone()
+        } else {
+            cfg
+        };
         Ok(st)
     }
 
@@ -375,13 +477,21 @@ impl<'a> Executor<'a> {
 
     /// Step reports, sorted by id.
     pub fn step_reports(&self) -> Vec<StepReport> {
-        let mut v = self.reports.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
+        let mut v = self
+            .reports
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
         v.sort_by_key(|r| r.id);
         v
     }
 
     /// Saves the stat cache.
     pub fn save_statcache(&self) {
-        let _ = self.statcache.lock().unwrap_or_else(std::sync::PoisonError::into_inner).save();
+        let _ = self
+            .statcache
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .save();
     }
 }

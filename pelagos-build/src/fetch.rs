@@ -66,7 +66,10 @@ pub fn file_name(url: &str) -> String {
     let rest = url.split_once("://").map_or(url, |(_, r)| r);
     let path = rest.split(['?', '#']).next().unwrap_or("");
     let path = path.split_once('/').map_or("", |(_, p)| p);
-    path.rsplit('/').find(|s| !s.is_empty() && *s != "." && *s != "..").unwrap_or("download").to_string()
+    path.rsplit('/')
+        .find(|s| !s.is_empty() && *s != "." && *s != "..")
+        .unwrap_or("download")
+        .to_string()
 }
 
 /// Parses an HTTP date (`Wed, 21 Oct 2015 07:28:00 GMT`).
@@ -75,13 +78,17 @@ pub fn parse_http_date(s: &str) -> Option<i64> {
         "[weekday repr:short], [day] [month repr:short] [year] [hour]:[minute]:[second] GMT",
     )
     .ok()?;
-    time::PrimitiveDateTime::parse(s.trim(), &fmt).ok().map(|t| t.assume_utc().unix_timestamp())
+    time::PrimitiveDateTime::parse(s.trim(), &fmt)
+        .ok()
+        .map(|t| t.assume_utc().unix_timestamp())
 }
 
 /// Validates a `--checksum` value.
 pub fn parse_checksum(s: &str) -> Result<String, FetchError> {
     match s.split_once(':') {
-        Some(("sha256", h)) if h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()) => Ok(format!("sha256:{}", h.to_ascii_lowercase())),
+        Some(("sha256", h)) if h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()) => {
+            Ok(format!("sha256:{}", h.to_ascii_lowercase()))
+        }
         _ => Err(FetchError::ChecksumSyntax(s.to_string())),
     }
 }
@@ -92,11 +99,21 @@ pub fn download(url: &str, dest: &Path, checksum: Option<&str>) -> Result<Downlo
         return Err(FetchError::Scheme(url.to_string()));
     }
     let expected = checksum.map(parse_checksum).transpose()?;
-    let http = |message: String| FetchError::Http { url: url.to_string(), message };
+    let http = |message: String| FetchError::Http {
+        url: url.to_string(),
+        message,
+    };
     let resp = ureq::get(url).call().map_err(|e| http(e.to_string()))?;
-    let mtime = resp.headers().get("last-modified").and_then(|v| v.to_str().ok()).and_then(parse_http_date);
+    let mtime = resp
+        .headers()
+        .get("last-modified")
+        .and_then(|v| v.to_str().ok())
+        .and_then(parse_http_date);
     let mut body = resp.into_body().into_reader();
-    let io = |source| FetchError::Io { path: dest.to_path_buf(), source };
+    let io = |source| FetchError::Io {
+        path: dest.to_path_buf(),
+        source,
+    };
     let mut f = std::fs::File::create(dest).map_err(io)?;
     let mut h = Sha256::new();
     let mut buf = vec![0u8; 128 * 1024];
@@ -119,9 +136,18 @@ pub fn download(url: &str, dest: &Path, checksum: Option<&str>) -> Result<Downlo
         && exp != digest
     {
         let _ = std::fs::remove_file(dest);
-        return Err(FetchError::Checksum { url: url.to_string(), expected: exp, actual: digest });
+        return Err(FetchError::Checksum {
+            url: url.to_string(),
+            expected: exp,
+            actual: digest,
+        });
     }
-    Ok(Download { digest, size, mtime, file_name: file_name(url) })
+    Ok(Download {
+        digest,
+        size,
+        mtime,
+        file_name: file_name(url),
+    })
 }
 
 /// A tiny HTTP/1.0 server on 127.0.0.1 for tests: serves `files` (path → body) until dropped.
@@ -149,7 +175,9 @@ pub mod testserver {
     }
 
     /// Starts a server for `files`.
-    pub fn serve(files: HashMap<String, Vec<u8>>) -> std::io::Result<Server> {
+    pub fn serve<S: std::hash::BuildHasher + Send + 'static>(
+        files: HashMap<String, Vec<u8>, S>,
+    ) -> std::io::Result<Server> {
         let l = TcpListener::bind("127.0.0.1:0")?;
         let base = format!("http://{}", l.local_addr()?);
         let stop = Arc::new(AtomicBool::new(false));
@@ -196,7 +224,10 @@ mod tests {
         assert_eq!(file_name("http://h:1/a/b/file.tar.gz?x=1#f"), "file.tar.gz");
         assert_eq!(file_name("http://h:1/"), "download");
         assert_eq!(file_name("http://h:1/dir/"), "dir");
-        assert_eq!(parse_http_date("Wed, 21 Oct 2015 07:28:00 GMT"), Some(1_445_412_480));
+        assert_eq!(
+            parse_http_date("Wed, 21 Oct 2015 07:28:00 GMT"),
+            Some(1_445_412_480)
+        );
         assert_eq!(parse_http_date("yesterday"), None);
         assert!(parse_checksum("sha256:abc").is_err());
         assert!(parse_checksum("md5:00").is_err());
@@ -209,15 +240,31 @@ mod tests {
         let srv = testserver::serve([("/f.txt".to_string(), body.clone())].into()).unwrap();
         let d = tempfile::tempdir().unwrap();
         let good = format!("sha256:{}", hex::encode(Sha256::digest(&body)));
-        let r = download(&format!("{}/f.txt", srv.base), &d.path().join("a"), Some(&good)).unwrap();
+        let r = download(
+            &format!("{}/f.txt", srv.base),
+            &d.path().join("a"),
+            Some(&good),
+        )
+        .unwrap();
         assert_eq!(r.digest, good);
         assert_eq!(r.size, body.len() as u64);
         assert_eq!(r.mtime, Some(1_445_412_480));
         assert_eq!(std::fs::read(d.path().join("a")).unwrap(), body);
         let bad = format!("sha256:{}", "0".repeat(64));
-        let e = download(&format!("{}/f.txt", srv.base), &d.path().join("b"), Some(&bad)).unwrap_err();
+        let e = download(
+            &format!("{}/f.txt", srv.base),
+            &d.path().join("b"),
+            Some(&bad),
+        )
+        .unwrap_err();
         assert!(matches!(e, FetchError::Checksum { .. }));
-        assert!(!d.path().join("b").exists(), "a mismatching download is removed");
-        assert!(matches!(download(&format!("{}/missing", srv.base), &d.path().join("c"), None), Err(FetchError::Http { .. })));
+        assert!(
+            !d.path().join("b").exists(),
+            "a mismatching download is removed"
+        );
+        assert!(matches!(
+            download(&format!("{}/missing", srv.base), &d.path().join("c"), None),
+            Err(FetchError::Http { .. })
+        ));
     }
 }

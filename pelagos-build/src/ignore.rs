@@ -178,10 +178,18 @@ impl IgnoreMatcher {
                 pattern: raw.as_ref().to_string(),
                 reason,
             })?;
-            patterns.push(Pattern { text: cleaned, exclusion, regex });
+            patterns.push(Pattern {
+                text: cleaned,
+                exclusion,
+                regex,
+            });
         }
         let has_exclusions = patterns.iter().any(|p| p.exclusion);
-        Ok(IgnoreMatcher { patterns, has_exclusions, source: None })
+        Ok(IgnoreMatcher {
+            patterns,
+            has_exclusions,
+            source: None,
+        })
     }
 
     /// Parses the text of an ignore file: `#` comment lines, blank lines and surrounding space
@@ -268,7 +276,11 @@ impl IgnoreMatcher {
         !self.patterns.iter().any(|p| {
             p.exclusion && {
                 // the literal part of the pattern before its first wildcard
-                let lit: String = p.text.chars().take_while(|c| !"*?[\\".contains(*c)).collect();
+                let lit: String = p
+                    .text
+                    .chars()
+                    .take_while(|c| !"*?[\\".contains(*c))
+                    .collect();
                 lit.starts_with(&prefix) || prefix.starts_with(&lit) || lit.is_empty()
             }
         })
@@ -278,7 +290,13 @@ impl IgnoreMatcher {
     pub fn patterns(&self) -> Vec<String> {
         self.patterns
             .iter()
-            .map(|p| if p.exclusion { format!("!{}", p.text) } else { p.text.clone() })
+            .map(|p| {
+                if p.exclusion {
+                    format!("!{}", p.text)
+                } else {
+                    p.text.clone()
+                }
+            })
             .collect()
     }
 }
@@ -295,7 +313,10 @@ mod tests {
     fn star_is_root_relative_not_gitignore() {
         let i = m(&["*.tmp"]);
         assert!(i.is_excluded("a.tmp"));
-        assert!(!i.is_excluded("sub/a.tmp"), "docker semantics: *.tmp only at the root");
+        assert!(
+            !i.is_excluded("sub/a.tmp"),
+            "docker semantics: *.tmp only at the root"
+        );
         let i = m(&["**/*.tmp"]);
         assert!(i.is_excluded("a.tmp"));
         assert!(i.is_excluded("sub/deep/a.tmp"));
@@ -357,11 +378,8 @@ mod tests {
 
     #[test]
     fn parse_file_comments_and_cleaning() {
-        let i = IgnoreMatcher::parse(
-            "\u{feff}# comment\n\n  ./a/../b  \n!  b/keep\n /abs\n",
-            "x",
-        )
-        .unwrap();
+        let i = IgnoreMatcher::parse("\u{feff}# comment\n\n  ./a/../b  \n!  b/keep\n /abs\n", "x")
+            .unwrap();
         assert_eq!(i.patterns(), vec!["b", "!b/keep", "abs"]);
         assert!(i.is_excluded("abs/x"));
         assert!(!i.is_excluded("b/keep"));
@@ -384,9 +402,15 @@ mod tests {
         let i = IgnoreMatcher::load(d.path(), Some(&r)).unwrap();
         assert_eq!(i.patterns(), vec!["container"]);
         std::fs::write(d.path().join(".pelagosignore"), "pelagos\n").unwrap();
-        assert_eq!(IgnoreMatcher::load(d.path(), Some(&r)).unwrap().patterns(), vec!["pelagos"]);
+        assert_eq!(
+            IgnoreMatcher::load(d.path(), Some(&r)).unwrap().patterns(),
+            vec!["pelagos"]
+        );
         std::fs::write(d.path().join("Remfile.dockerignore"), "specific\n").unwrap();
-        assert_eq!(IgnoreMatcher::load(d.path(), Some(&r)).unwrap().patterns(), vec!["specific"]);
+        assert_eq!(
+            IgnoreMatcher::load(d.path(), Some(&r)).unwrap().patterns(),
+            vec!["specific"]
+        );
         let e = tempfile::tempdir().unwrap();
         assert!(IgnoreMatcher::load(e.path(), None).unwrap().is_empty());
     }

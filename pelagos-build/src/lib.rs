@@ -7,20 +7,20 @@
 //! - [`ignore`]: `.dockerignore`-family files with Docker's pattern semantics;
 //! - [`perms`]: `--chown` / `--chmod`.
 
-pub mod cli;
-pub mod ignore;
-pub mod perms;
-pub mod tree;
-pub mod copy;
-pub mod checksum;
 pub mod archive;
-pub mod progress;
-pub mod fetch;
+pub mod build;
+pub mod checksum;
+pub mod cli;
+pub mod copy;
 pub mod error;
 pub mod exec;
-pub mod steps;
-pub mod build;
+pub mod fetch;
+pub mod ignore;
 pub mod output;
+pub mod perms;
+pub mod progress;
+pub mod steps;
+pub mod tree;
 
 /// The whole command: validates the flags, builds, prints the result document (or the ID with
 /// `-q`) on stdout.

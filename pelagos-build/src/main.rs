@@ -9,13 +9,27 @@ fn main() -> ExitCode {
     ns_run::init_if_requested();
     let cli = match Cli::try_parse() {
         Ok(c) => c,
-        Err(e) if matches!(e.kind(), clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion) => {
+        Err(e)
+            if matches!(
+                e.kind(),
+                clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion
+            ) =>
+        {
             let _ = e.print();
             return ExitCode::SUCCESS;
         }
         Err(e) => {
-            let msg = e.kind().as_str().map_or_else(|| e.to_string(), str::to_string);
-            let first = e.to_string().lines().next().unwrap_or(&msg).trim_start_matches("error: ").to_string();
+            let msg = e
+                .kind()
+                .as_str()
+                .map_or_else(|| e.to_string(), str::to_string);
+            let first = e
+                .to_string()
+                .lines()
+                .next()
+                .unwrap_or(&msg)
+                .trim_start_matches("error: ")
+                .to_string();
             eprintln!("pelagos-build: error: {first}");
             return ExitCode::from(2);
         }

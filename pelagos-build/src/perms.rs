@@ -41,12 +41,19 @@ impl ChownSpec {
         if u.is_empty() || g.is_some_and(str::is_empty) || g.is_some_and(|g| g.contains(':')) {
             return Err(PermError::Chown(s.to_string()));
         }
-        Ok(ChownSpec { user: u.to_string(), group: g.map(str::to_string) })
+        Ok(ChownSpec {
+            user: u.to_string(),
+            group: g.map(str::to_string),
+        })
     }
 
     /// Whether resolving needs the target's passwd/group files.
     pub fn needs_names(&self) -> bool {
-        self.user.parse::<u32>().is_err() || self.group.as_ref().is_some_and(|g| g.parse::<u32>().is_err())
+        self.user.parse::<u32>().is_err()
+            || self
+                .group
+                .as_ref()
+                .is_some_and(|g| g.parse::<u32>().is_err())
     }
 
     /// Resolves to `(uid, gid)` with the text of `/etc/passwd` and `/etc/group` (absent: empty).
@@ -56,13 +63,12 @@ impl ChownSpec {
         } else {
             passwd
                 .lines()
-                .filter_map(|l| {
+                .find_map(|l| {
                     let f: Vec<&str> = l.split(':').collect();
                     (f.len() >= 4 && f[0] == self.user)
                         .then(|| Some((f[2].parse::<u32>().ok()?, f[3].parse::<u32>().ok()?)))
                         .flatten()
                 })
-                .next()
                 .ok_or_else(|| PermError::UnknownUser(self.user.clone()))?
         };
         if let Some(g) = &self.group {
@@ -71,11 +77,12 @@ impl ChownSpec {
             } else {
                 group
                     .lines()
-                    .filter_map(|l| {
+                    .find_map(|l| {
                         let f: Vec<&str> = l.split(':').collect();
-                        (f.len() >= 3 && f[0] == g).then(|| f[2].parse::<u32>().ok()).flatten()
+                        (f.len() >= 3 && f[0] == g)
+                            .then(|| f[2].parse::<u32>().ok())
+                            .flatten()
                     })
-                    .next()
                     .ok_or_else(|| PermError::UnknownGroup(g.clone()))?
             };
         }
@@ -180,15 +187,24 @@ impl Chmod {
 mod tests {
     use super::*;
 
-    const PASSWD: &str = "root:x:0:0:root:/root:/bin/sh\napp:x:1000:1001:app:/home/app:/bin/sh\nbad:x:zz:1:\n";
+    const PASSWD: &str =
+        "root:x:0:0:root:/root:/bin/sh\napp:x:1000:1001:app:/home/app:/bin/sh\nbad:x:zz:1:\n";
     const GROUP: &str = "root:x:0:\nstaff:x:50:app\napp:x:1001:\n";
 
     #[test]
     fn chown_numeric_and_names() {
         let r = |s: &str| ChownSpec::parse(s).unwrap().resolve(PASSWD, GROUP);
-        assert_eq!(r("10"), Ok((10, 10)), "numeric user without group: gid = uid");
+        assert_eq!(
+            r("10"),
+            Ok((10, 10)),
+            "numeric user without group: gid = uid"
+        );
         assert_eq!(r("10:11"), Ok((10, 11)));
-        assert_eq!(r("app"), Ok((1000, 1001)), "a name without group: primary group");
+        assert_eq!(
+            r("app"),
+            Ok((1000, 1001)),
+            "a name without group: primary group"
+        );
         assert_eq!(r("app:staff"), Ok((1000, 50)));
         assert_eq!(r("0:app"), Ok((0, 1001)));
         assert_eq!(r("nobody"), Err(PermError::UnknownUser("nobody".into())));
@@ -216,7 +232,11 @@ mod tests {
         let a = |s: &str, m: u32, d: bool| Chmod::parse(s).unwrap().apply(m, d);
         assert_eq!(a("u+x", 0o644, false), 0o744);
         assert_eq!(a("go-w", 0o666, false), 0o644);
-        assert_eq!(a("a+X", 0o644, false), 0o644, "X: no execute bit, not a directory");
+        assert_eq!(
+            a("a+X", 0o644, false),
+            0o644,
+            "X: no execute bit, not a directory"
+        );
         assert_eq!(a("a+X", 0o644, true), 0o755);
         assert_eq!(a("a+X", 0o744, false), 0o755);
         assert_eq!(a("o=r", 0o777, false), 0o774);

@@ -23,7 +23,9 @@ pub struct Progress {
 
 impl std::fmt::Debug for Progress {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Progress").field("mode", &self.mode).finish_non_exhaustive()
+        f.debug_struct("Progress")
+            .field("mode", &self.mode)
+            .finish_non_exhaustive()
     }
 }
 
@@ -82,16 +84,24 @@ impl Progress {
         Progress {
             mode,
             start: Instant::now(),
-            state: Mutex::new(State { out, started: HashMap::new(), bars: HashMap::new(), multi }),
+            state: Mutex::new(State {
+                out,
+                started: HashMap::new(),
+                bars: HashMap::new(),
+                multi,
+            }),
         }
     }
 
     fn with<T>(&self, f: impl FnOnce(&mut State) -> T) -> T {
-        let mut g = self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut g = self
+            .state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         f(&mut g)
     }
 
-    fn json(&self, st: &mut State, v: serde_json::Value) {
+    fn json(st: &mut State, v: &serde_json::Value) {
         let _ = writeln!(st.out, "{v}");
     }
 
@@ -106,13 +116,18 @@ impl Progress {
                 Mode::Plain => {
                     let _ = writeln!(st.out, "#{id} {name}");
                 }
-                Mode::Json => self.json(st, serde_json::json!({"version":1,"event":"start","id":id,"name":name,"time":t})),
+                Mode::Json => Self::json(
+                    st,
+                    &serde_json::json!({"version":1,"event":"start","id":id,"name":name,"time":t}),
+                ),
                 Mode::Tty => {
                     if let Some(m) = &st.multi {
                         let pb = m.add(indicatif::ProgressBar::new_spinner());
                         pb.set_style(
-                            indicatif::ProgressStyle::with_template("{spinner} #{prefix} {msg} {elapsed_precise}")
-                                .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+                            indicatif::ProgressStyle::with_template(
+                                "{spinner} #{prefix} {msg} {elapsed_precise}",
+                            )
+                            .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
                         );
                         pb.set_prefix(id.to_string());
                         pb.set_message(name.to_string());
@@ -127,13 +142,19 @@ impl Progress {
     /// A line of a step's output.
     pub fn log(&self, id: u32, line: &str) {
         self.with(|st| {
-            let t = st.started.get(&id).map_or(0.0, |s| s.elapsed().as_secs_f64());
+            let t = st
+                .started
+                .get(&id)
+                .map_or(0.0, |s| s.elapsed().as_secs_f64());
             match self.mode {
                 Mode::Quiet => {}
                 Mode::Plain => {
                     let _ = writeln!(st.out, "#{id} {t:.3} {line}");
                 }
-                Mode::Json => self.json(st, serde_json::json!({"version":1,"event":"log","id":id,"time":t,"line":line})),
+                Mode::Json => Self::json(
+                    st,
+                    &serde_json::json!({"version":1,"event":"log","id":id,"time":t,"line":line}),
+                ),
                 Mode::Tty => {
                     if let Some(m) = &st.multi {
                         let _ = m.println(format!("#{id} {t:.3} {line}"));
@@ -157,7 +178,7 @@ impl Progress {
                 }
                 (Mode::Json, o) => {
                     let ev = if o == Outcome::Cached { "cached" } else { "done" };
-                    self.json(st, serde_json::json!({"version":1,"event":ev,"id":id,"duration":d.as_secs_f64()}));
+                    Self::json(st, &serde_json::json!({"version":1,"event":ev,"id":id,"duration":d.as_secs_f64()}));
                 }
                 (Mode::Tty, o) => {
                     if let Some(pb) = st.bars.remove(&id) {
@@ -178,7 +199,10 @@ impl Progress {
             Mode::Plain => {
                 let _ = writeln!(st.out, "#{id} ERROR: {message}");
             }
-            Mode::Json => self.json(st, serde_json::json!({"version":1,"event":"error","id":id,"message":message})),
+            Mode::Json => Self::json(
+                st,
+                &serde_json::json!({"version":1,"event":"error","id":id,"message":message}),
+            ),
             Mode::Tty => {
                 if let Some(pb) = st.bars.remove(&id) {
                     pb.abandon_with_message(format!("{} ERROR: {message}", pb.message()));
@@ -191,7 +215,10 @@ impl Progress {
     pub fn warning(&self, message: &str) {
         self.with(|st| match self.mode {
             Mode::Quiet => {}
-            Mode::Json => self.json(st, serde_json::json!({"version":1,"event":"warning","message":message})),
+            Mode::Json => Self::json(
+                st,
+                &serde_json::json!({"version":1,"event":"warning","message":message}),
+            ),
             Mode::Plain => {
                 let _ = writeln!(st.out, "WARNING: {message}");
             }
@@ -235,9 +262,21 @@ mod tests {
         let s = String::from_utf8(b.0.lock().unwrap().clone()).unwrap();
         let lines: Vec<&str> = s.lines().collect();
         assert_eq!(lines[0], "#3 [builder 2/5] RUN make");
-        assert!(lines[1].starts_with("#3 0.0") && lines[1].ends_with(" hello"), "{}", lines[1]);
+        assert!(
+            lines[1].starts_with("#3 0.0") && lines[1].ends_with(" hello"),
+            "{}",
+            lines[1]
+        );
         assert!(lines[2].starts_with("#3 DONE ") && lines[2].ends_with('s'));
-        assert_eq!(&lines[3..], ["#4 [builder 3/5] COPY a b", "#4 CACHED", "#5 [stage-1 2/2] RUN false", "#5 ERROR: exit code 1"]);
+        assert_eq!(
+            &lines[3..],
+            [
+                "#4 [builder 3/5] COPY a b",
+                "#4 CACHED",
+                "#5 [stage-1 2/2] RUN false",
+                "#5 ERROR: exit code 1"
+            ]
+        );
     }
 
     #[test]
@@ -248,7 +287,10 @@ mod tests {
         p.finish(1, Outcome::Cached);
         p.warning("w");
         let s = String::from_utf8(b.0.lock().unwrap().clone()).unwrap();
-        let v: Vec<serde_json::Value> = s.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        let v: Vec<serde_json::Value> = s
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
         assert_eq!(v[0]["event"], "start");
         assert_eq!(v[0]["version"], 1);
         assert_eq!(v[1]["event"], "cached");

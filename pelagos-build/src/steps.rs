@@ -8,7 +8,9 @@ use std::path::{Path, PathBuf};
 
 use image_store::{CacheRecord, Descriptor, Digest, History, Reference};
 use layer_pack::{Compression, Entry, EntrySource, PackOptions};
-use remfile_plan::{CopySource, CopyStep, FromRef, Op, RunMount, RunStep, Stage, Step, WorkdirStep};
+use remfile_plan::{
+    CopySource, CopyStep, FromRef, Op, RunMount, RunStep, Stage, Step, WorkdirStep,
+};
 
 use crate::archive;
 use crate::checksum;
@@ -18,7 +20,7 @@ use crate::error::BuildError;
 use crate::exec::{Executor, Layer, StageResult, chain};
 use crate::fetch;
 use crate::ignore::clean;
-use crate::perms::{ChownSpec, Chmod};
+use crate::perms::{Chmod, ChownSpec};
 use crate::tree::Tree;
 
 /// What a step produced.
@@ -45,15 +47,28 @@ impl Drop for TempPath {
 }
 
 fn input(step: &str, e: impl std::fmt::Display) -> BuildError {
-    BuildError::StepInput { step: step.to_string(), message: e.to_string() }
+    BuildError::StepInput {
+        step: step.to_string(),
+        message: e.to_string(),
+    }
 }
 
 fn failed(step: &str, e: impl std::fmt::Display) -> BuildError {
-    BuildError::Step { step: step.to_string(), message: e.to_string() }
+    BuildError::Step {
+        step: step.to_string(),
+        message: e.to_string(),
+    }
 }
 
 /// Executes one layer-producing step of `stage` on top of `st`.
-pub fn execute(ex: &Executor<'_>, stage: &Stage, st: &StageResult, step: &Step, name: &str, id: u32) -> Result<StepOutput, BuildError> {
+pub fn execute(
+    ex: &Executor<'_>,
+    stage: &Stage,
+    st: &StageResult,
+    step: &Step,
+    name: &str,
+    id: u32,
+) -> Result<StepOutput, BuildError> {
     let _ = stage;
     match &step.op {
         Op::Run(r) => run_step(ex, st, step, r, name, id),
@@ -69,34 +84,68 @@ fn epoch_tag(ex: &Executor<'_>) -> String {
 }
 
 /// Looks the key up (unless `--no-cache`), else runs `make` and stores its result.
-fn cached_or(ex: &Executor<'_>, key: String, make: impl FnOnce() -> Result<Option<Layer>, BuildError>) -> Result<StepOutput, BuildError> {
+fn cached_or(
+    ex: &Executor<'_>,
+    key: String,
+    make: impl FnOnce() -> Result<Option<Layer>, BuildError>,
+) -> Result<StepOutput, BuildError> {
     if !ex.opts.no_cache
         && let Some(rec) = ex.store.cache_get(&key)?
     {
-        let created = rec.history.as_ref().and_then(|h| h.created.clone()).unwrap_or_else(|| ex.now.clone());
-        return Ok(StepOutput { layer: rec.layer.map(|l| (l.descriptor, l.diff_id)), key, cached: true, created });
+        let created = rec
+            .history
+            .as_ref()
+            .and_then(|h| h.created.clone())
+            .unwrap_or_else(|| ex.now.clone());
+        return Ok(StepOutput {
+            layer: rec.layer.map(|l| (l.descriptor, l.diff_id)),
+            key,
+            cached: true,
+            created,
+        });
     }
     let layer = make()?;
     let mut rec = match &layer {
         Some((d, id)) => CacheRecord::with_layer(d.clone(), id.clone()),
         None => CacheRecord::empty(),
     };
-    rec.history = Some(History { created: Some(ex.now.clone()), ..History::default() });
+    rec.history = Some(History {
+        created: Some(ex.now.clone()),
+        ..History::default()
+    });
     ex.store.cache_put(&key, &rec)?;
-    Ok(StepOutput { layer, key, cached: false, created: ex.now.clone() })
+    Ok(StepOutput {
+        layer,
+        key,
+        cached: false,
+        created: ex.now.clone(),
+    })
 }
 
 fn pack_opts(ex: &Executor<'_>) -> PackOptions {
-    PackOptions { compression: Compression::Gzip, source_date_epoch: ex.opts.source_date_epoch, ..PackOptions::default() }
+    PackOptions {
+        compression: Compression::Gzip,
+        source_date_epoch: ex.opts.source_date_epoch,
+        ..PackOptions::default()
+    }
 }
 
 /// Streams a layer into a new store blob.
-fn to_blob(ex: &Executor<'_>, name: &str, pack: impl FnOnce(&mut image_store::BlobWriter<'_>) -> Result<layer_pack::LayerDescriptor, layer_pack::PackError>) -> Result<Layer, BuildError> {
+fn to_blob(
+    ex: &Executor<'_>,
+    name: &str,
+    pack: impl FnOnce(
+        &mut image_store::BlobWriter<'_>,
+    ) -> Result<layer_pack::LayerDescriptor, layer_pack::PackError>,
+) -> Result<Layer, BuildError> {
     let mut w = ex.store.blob_writer()?;
     let d = pack(&mut w).map_err(|e| failed(name, e))?;
     let digest = Digest::parse(&d.digest)?;
     let info = w.commit(Some((&digest, d.size)))?;
-    Ok((Descriptor::new(&d.media_type, info.digest, info.size), Digest::parse(&d.diff_id)?))
+    Ok((
+        Descriptor::new(&d.media_type, info.digest, info.size),
+        Digest::parse(&d.diff_id)?,
+    ))
 }
 
 fn network(ex: &Executor<'_>, r: &RunStep) -> ns_run::Network {
@@ -119,7 +168,11 @@ fn materialize(ex: &Executor<'_>, layers: &[Layer], name: &str) -> Result<TempPa
     let root = rustix::process::geteuid().is_root();
     for (desc, _) in layers {
         let blob = ex.store.blob_path(&desc.digest);
-        let opts = layer_pack::UnpackOptions { allow_devices: root, preserve_owners: root, ..Default::default() };
+        let opts = layer_pack::UnpackOptions {
+            allow_devices: root,
+            preserve_owners: root,
+            ..Default::default()
+        };
         layer_pack::unpack_path(&blob, &dir.0, &opts).map_err(|e| failed(name, e))?;
     }
     std::fs::create_dir_all(&dir.0).map_err(|e| failed(name, e))?;
@@ -131,15 +184,29 @@ fn from_layers(ex: &Executor<'_>, from: &FromRef, name: &str) -> Result<Vec<Laye
         FromRef::Stage(n) => Ok(ex.wait_stage(*n)?.layers.clone()),
         FromRef::Image(r) => {
             let re = Reference::parse(r).map_err(|e| input(name, e))?;
-            let img = ex.store.resolve(&re)?.ok_or_else(|| BuildError::ImageNotFound(r.clone()))?;
+            let img = ex
+                .store
+                .resolve(&re)?
+                .ok_or_else(|| BuildError::ImageNotFound(r.clone()))?;
             Ok(img.layers()?)
         }
     }
 }
 
-fn run_step(ex: &Executor<'_>, st: &StageResult, step: &Step, r: &RunStep, name: &str, id: u32) -> Result<StepOutput, BuildError> {
+fn run_step(
+    ex: &Executor<'_>,
+    st: &StageResult,
+    step: &Step,
+    r: &RunStep,
+    name: &str,
+    id: u32,
+) -> Result<StepOutput, BuildError> {
     let net = network(ex, r);
-    let key = chain(&st.key, &step.definition, &format!("{} network={net}", epoch_tag(ex)));
+    let key = chain(
+        &st.key,
+        &step.definition,
+        &format!("{} network={net}", epoch_tag(ex)),
+    );
     cached_or(ex, key, || {
         let lowers = ex.lowers(&st.layers)?;
         let mut keep: Vec<TempPath> = Vec::new();
@@ -151,7 +218,8 @@ fn run_step(ex: &Executor<'_>, st: &StageResult, step: &Step, r: &RunStep, name:
             for (i, h) in r.heredocs.iter().enumerate() {
                 let p = dir.0.join(format!("h{i}"));
                 std::fs::write(&p, &h.data).map_err(|e| failed(name, e))?;
-                std::fs::set_permissions(&p, std::fs::Permissions::from_mode(h.mode & 0o7777)).map_err(|e| failed(name, e))?;
+                std::fs::set_permissions(&p, std::fs::Permissions::from_mode(h.mode & 0o7777))
+                    .map_err(|e| failed(name, e))?;
                 // ns-run mounts a fresh tmpfs on /dev after creating mount targets, which would
                 // hide BuildKit's /dev/pipes/NAME: mount the script elsewhere and point argv at it
                 let target = match h.path.strip_prefix("/dev/pipes/") {
@@ -166,13 +234,22 @@ fn run_step(ex: &Executor<'_>, st: &StageResult, step: &Step, r: &RunStep, name:
                     }
                     None => h.path.clone(),
                 };
-                mounts.push(ns_run::MountSpec::Bind { source: p, target, readonly: true });
+                mounts.push(ns_run::MountSpec::Bind {
+                    source: p,
+                    target,
+                    readonly: true,
+                });
             }
             keep.push(dir);
         }
         for m in &r.mounts {
             match m {
-                RunMount::Bind { target, source, from, readonly } => {
+                RunMount::Bind {
+                    target,
+                    source,
+                    from,
+                    readonly,
+                } => {
                     let rel = clean(&format!("/{source}"));
                     let rel = rel.trim_start_matches('/');
                     let host = match from {
@@ -185,32 +262,65 @@ fn run_step(ex: &Executor<'_>, st: &StageResult, step: &Step, r: &RunStep, name:
                             h
                         }
                     };
-                    mounts.push(ns_run::MountSpec::Bind { source: host, target: target.clone(), readonly: *readonly });
+                    mounts.push(ns_run::MountSpec::Bind {
+                        source: host,
+                        target: target.clone(),
+                        readonly: *readonly,
+                    });
                 }
-                RunMount::Cache { target, id: cid, mode, uid, gid, .. } => {
+                RunMount::Cache {
+                    target,
+                    id: cid,
+                    mode,
+                    uid,
+                    gid,
+                    ..
+                } => {
                     let h = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(cid.as_bytes()));
                     let dir = ex.store.root().join("build").join("cache-mounts").join(h);
                     if !dir.exists() {
                         std::fs::create_dir_all(&dir).map_err(|e| failed(name, e))?;
-                        let _ = std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(*mode & 0o7777));
+                        let _ = std::fs::set_permissions(
+                            &dir,
+                            std::fs::Permissions::from_mode(*mode & 0o7777),
+                        );
                         let _ = std::os::unix::fs::chown(&dir, Some(*uid), Some(*gid));
                     }
-                    mounts.push(ns_run::MountSpec::Cache { source: dir, target: target.clone() });
+                    mounts.push(ns_run::MountSpec::Cache {
+                        source: dir,
+                        target: target.clone(),
+                    });
                 }
-                RunMount::Tmpfs { target, size, .. } => mounts.push(ns_run::MountSpec::Tmpfs { target: target.clone(), size: *size }),
-                RunMount::Secret { id: sid, required, .. } => {
+                RunMount::Tmpfs { target, size, .. } => mounts.push(ns_run::MountSpec::Tmpfs {
+                    target: target.clone(),
+                    size: *size,
+                }),
+                RunMount::Secret {
+                    id: sid, required, ..
+                } => {
                     if *required {
-                        return Err(input(name, format!("secret {sid:?} is required but secrets are not supported yet")));
+                        return Err(input(
+                            name,
+                            format!("secret {sid:?} is required but secrets are not supported yet"),
+                        ));
                     }
                 }
-                RunMount::Ssh { id: sid, required, .. } => {
+                RunMount::Ssh {
+                    id: sid, required, ..
+                } => {
                     if *required {
-                        return Err(input(name, format!("ssh agent {sid:?} is required but ssh forwarding is not supported yet")));
+                        return Err(input(
+                            name,
+                            format!(
+                                "ssh agent {sid:?} is required but ssh forwarding is not supported yet"
+                            ),
+                        ));
                     }
                 }
             }
         }
-        let (rd, wr) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).map_err(|e| failed(name, std::io::Error::from(e)))?;
+        let (rd, wr) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
+            .map_err(|e| failed(name, std::io::Error::from(e)))?;
         let wr2 = wr.try_clone().map_err(|e| failed(name, e))?;
         let progress = ex.progress;
         let mut env = r.env.clone();
@@ -254,16 +364,24 @@ fn run_step(ex: &Executor<'_>, st: &StageResult, step: &Step, r: &RunStep, name:
         let cleanup = || {
             let _ = ns_run::remove_tree(&upper);
             if let Some(parent) = upper.parent()
-                && parent.file_name().is_some_and(|n| n.to_string_lossy().starts_with("run-"))
+                && parent
+                    .file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with("run-"))
             {
                 let _ = ns_run::remove_tree(parent);
             }
         };
         if res.exit_code != 0 {
             cleanup();
-            return Err(failed(name, format!("process {:?} did not complete successfully: exit code: {}", r.argv, res.exit_code)));
+            return Err(failed(
+                name,
+                format!(
+                    "process {:?} did not complete successfully: exit code: {}",
+                    r.argv, res.exit_code
+                ),
+            ));
         }
-        let empty = std::fs::read_dir(&upper).map(|mut d| d.next().is_none()).unwrap_or(true);
+        let empty = std::fs::read_dir(&upper).map_or(true, |mut d| d.next().is_none());
         let layer = if empty {
             None
         } else {
@@ -271,8 +389,19 @@ fn run_step(ex: &Executor<'_>, st: &StageResult, step: &Step, r: &RunStep, name:
             opts.overlay_upper = true;
             if !res.uid_map.is_empty() {
                 opts.userxattr = true;
-                let conv = |m: &[ns_run::IdMapping]| m.iter().map(|x| layer_pack::IdRange { container: x.container_id, host: x.host_id, len: x.size }).collect();
-                opts.id_map = Some(layer_pack::IdMap { uids: conv(&res.uid_map), gids: conv(&res.gid_map) });
+                let conv = |m: &[ns_run::IdMapping]| {
+                    m.iter()
+                        .map(|x| layer_pack::IdRange {
+                            container: x.container_id,
+                            host: x.host_id,
+                            len: x.size,
+                        })
+                        .collect()
+                };
+                opts.id_map = Some(layer_pack::IdMap {
+                    uids: conv(&res.uid_map),
+                    gids: conv(&res.gid_map),
+                });
             }
             let l = to_blob(ex, name, |w| layer_pack::pack_dir(&upper, &opts, w));
             match l {
@@ -290,23 +419,49 @@ fn run_step(ex: &Executor<'_>, st: &StageResult, step: &Step, r: &RunStep, name:
 }
 
 fn read_text(t: &Tree, rel: &str) -> Result<String, BuildError> {
-    Ok(t.read_file(rel).map_err(|e| failed(rel, e))?.map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default())
+    Ok(t.read_file(rel)
+        .map_err(|e| failed(rel, e))?
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .unwrap_or_default())
 }
 
 fn resolve_owner(target: &Tree, spec: &str, name: &str) -> Result<(u32, u32), BuildError> {
     let c = ChownSpec::parse(spec).map_err(|e| input(name, e))?;
-    let (passwd, group) = if c.needs_names() { (read_text(target, "etc/passwd")?, read_text(target, "etc/group")?) } else { (String::new(), String::new()) };
+    let (passwd, group) = if c.needs_names() {
+        (
+            read_text(target, "etc/passwd")?,
+            read_text(target, "etc/group")?,
+        )
+    } else {
+        (String::new(), String::new())
+    };
     c.resolve(&passwd, &group).map_err(|e| input(name, e))
 }
 
-fn copy_step(ex: &Executor<'_>, st: &StageResult, step: &Step, c: &CopyStep, is_add: bool, name: &str) -> Result<StepOutput, BuildError> {
+fn copy_step(
+    ex: &Executor<'_>,
+    st: &StageResult,
+    step: &Step,
+    c: &CopyStep,
+    is_add: bool,
+    name: &str,
+) -> Result<StepOutput, BuildError> {
     let target = ex.tree_of(&st.layers)?;
     let src = match &c.from {
         None => ex.context.clone(),
         Some(f) => ex.tree_of(&from_layers(ex, f, name)?)?,
     };
-    let chown = c.chown.as_deref().map(|s| resolve_owner(&target, s, name)).transpose()?;
-    let chmod = c.chmod.as_deref().map(Chmod::parse).transpose().map_err(|e| input(name, e))?;
+    let chown = c
+        .chown
+        .as_deref()
+        .map(|s| resolve_owner(&target, s, name))
+        .transpose()?;
+    let chmod = c
+        .chmod
+        .as_deref()
+        .map(Chmod::parse)
+        .transpose()
+        .map_err(|e| input(name, e))?;
     let created_time = ex.opts.source_date_epoch.unwrap_or(0);
     let mut paths = Vec::new();
     let mut urls = Vec::new();
@@ -335,8 +490,16 @@ fn copy_step(ex: &Executor<'_>, st: &StageResult, step: &Step, c: &CopyStep, is_
     let mut plan = if paths.is_empty() {
         let (d, spelled) = copy::dest_path(&c.dest, &c.workdir);
         let d = copy::resolve_for_create(&target, &d).map_err(|e| failed(name, e))?;
-        let is_dir = spelled || target.lstat(&d).map_err(|e| failed(name, e))?.is_some_and(|n| n.is_dir());
-        CopyPlan { dest_is_dir: is_dir, dest: d, ..CopyPlan::default() }
+        let is_dir = spelled
+            || target
+                .lstat(&d)
+                .map_err(|e| failed(name, e))?
+                .is_some_and(|n| n.is_dir());
+        CopyPlan {
+            dest_is_dir: is_dir,
+            dest: d,
+            ..CopyPlan::default()
+        }
     } else {
         copy::plan_copy(&src, &target, &req).map_err(|e| input(name, e))?
     };
@@ -344,21 +507,46 @@ fn copy_step(ex: &Executor<'_>, st: &StageResult, step: &Step, c: &CopyStep, is_
     if many && !plan.dest_is_dir {
         return Err(input(name, copy::CopyError::DestNotDir(c.dest.clone())));
     }
-    let place = |plan: &CopyPlan, file: &str| if plan.dest_is_dir { join(&plan.dest, file) } else { plan.dest.clone() };
+    let place = |plan: &CopyPlan, file: &str| {
+        if plan.dest_is_dir {
+            join(&plan.dest, file)
+        } else {
+            plan.dest.clone()
+        }
+    };
     let (uid, gid) = chown.unwrap_or((0, 0));
     for h in &heredocs {
         let mode = chmod.as_ref().map_or(0o644, |m| m.apply(0o644, false));
         let p = place(&plan, &h.path);
-        plan.entries.insert(p.clone(), Entry { path_in_layer: p, source: EntrySource::Bytes(h.data.clone().into_bytes()), mode, uid, gid, mtime: created_time, xattrs: Vec::new() });
+        plan.entries.insert(
+            p.clone(),
+            Entry {
+                path_in_layer: p,
+                source: EntrySource::Bytes(h.data.clone().into_bytes()),
+                mode,
+                uid,
+                gid,
+                mtime: created_time,
+                xattrs: Vec::new(),
+            },
+        );
     }
     // archives among named local sources (ADD only, unless --unpack=false)
     let mut archives = Vec::new();
     if is_add && c.unpack != Some(false) {
         for p in &plan.named_files {
-            if let Some(Entry { source: EntrySource::File(host), .. }) = plan.entries.get(p)
+            if let Some(Entry {
+                source: EntrySource::File(host),
+                ..
+            }) = plan.entries.get(p)
                 && let Some(codec) = archive::detect(host).map_err(|e| failed(name, e))?
             {
-                let into = if plan.dest_is_dir { p.rsplit_once('/').map_or(String::new(), |(d, _)| d.to_string()) } else { p.clone() };
+                let into = if plan.dest_is_dir {
+                    p.rsplit_once('/')
+                        .map_or(String::new(), |(d, _)| d.to_string())
+                } else {
+                    p.clone()
+                };
                 archives.push((p.clone(), host.clone(), codec, into));
             }
         }
@@ -372,15 +560,35 @@ fn copy_step(ex: &Executor<'_>, st: &StageResult, step: &Step, c: &CopyStep, is_
             let d = fetch::download(u, &f, c.checksum.as_deref()).map_err(|e| failed(name, e))?;
             let p = place(&plan, &d.file_name);
             let mode = chmod.as_ref().map_or(0o600, |m| m.apply(0o600, false));
-            plan.entries.insert(p.clone(), Entry { path_in_layer: p, source: EntrySource::File(f), mode, uid, gid, mtime: d.mtime.unwrap_or(created_time), xattrs: Vec::new() });
+            plan.entries.insert(
+                p.clone(),
+                Entry {
+                    path_in_layer: p,
+                    source: EntrySource::File(f),
+                    mode,
+                    uid,
+                    gid,
+                    mtime: d.mtime.unwrap_or(created_time),
+                    xattrs: Vec::new(),
+                },
+            );
         }
         downloads.push(dir);
     }
     copy::add_parents(&mut plan, &target, &req).map_err(|e| failed(name, e))?;
     let files = checksum::entry_files(&plan.entries);
-    let hashes = ex.statcache.lock().unwrap_or_else(std::sync::PoisonError::into_inner).hash_files(&files, 2).map_err(|e| failed(name, e))?;
+    let hashes = ex
+        .statcache
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .hash_files(&files, 2)
+        .map_err(|e| failed(name, e))?;
     let sum = checksum::entries_digest(&plan.entries, &hashes);
-    let key = chain(&st.key, &step.definition, &format!("{sum} {}", epoch_tag(ex)));
+    let key = chain(
+        &st.key,
+        &step.definition,
+        &format!("{sum} {}", epoch_tag(ex)),
+    );
     let out = cached_or(ex, key, || {
         let mut entries = plan.entries;
         let staging = TempPath(ex.store.temp_path("add-unpack")?);
@@ -389,12 +597,17 @@ fn copy_step(ex: &Executor<'_>, st: &StageResult, step: &Step, c: &CopyStep, is_
             let mut extracted = CopyPlan::default();
             for (p, host, codec, into) in &archives {
                 entries.remove(p);
-                for e in archive::extract(host, *codec, into, &staging.0, chown).map_err(|e| failed(name, e))? {
+                for e in archive::extract(host, *codec, into, &staging.0, chown)
+                    .map_err(|e| failed(name, e))?
+                {
                     extracted.entries.insert(e.path_in_layer.clone(), e);
                 }
             }
             entries.append(&mut extracted.entries);
-            let mut all = CopyPlan { entries, ..CopyPlan::default() };
+            let mut all = CopyPlan {
+                entries,
+                ..CopyPlan::default()
+            };
             copy::add_parents(&mut all, &target, &req).map_err(|e| failed(name, e))?;
             entries = all.entries;
         }
@@ -402,7 +615,9 @@ fn copy_step(ex: &Executor<'_>, st: &StageResult, step: &Step, c: &CopyStep, is_
             return Ok(None);
         }
         let opts = pack_opts(ex);
-        let l = to_blob(ex, name, |w| layer_pack::pack_entries(entries.into_values(), &opts, w))?;
+        let l = to_blob(ex, name, |w| {
+            layer_pack::pack_entries(entries.into_values(), &opts, w)
+        })?;
         drop(staging);
         Ok(Some(l))
     });
@@ -411,35 +626,80 @@ fn copy_step(ex: &Executor<'_>, st: &StageResult, step: &Step, c: &CopyStep, is_
 }
 
 fn join(a: &str, b: &str) -> String {
-    if a.is_empty() { b.to_string() } else { format!("{a}/{b}") }
+    if a.is_empty() {
+        b.to_string()
+    } else {
+        format!("{a}/{b}")
+    }
 }
 
-fn workdir_step(ex: &Executor<'_>, st: &StageResult, step: &Step, w: &WorkdirStep, name: &str) -> Result<StepOutput, BuildError> {
+fn workdir_step(
+    ex: &Executor<'_>,
+    st: &StageResult,
+    step: &Step,
+    w: &WorkdirStep,
+    name: &str,
+) -> Result<StepOutput, BuildError> {
     let key = chain(&st.key, &step.definition, &epoch_tag(ex));
     cached_or(ex, key, || {
         let target = ex.tree_of(&st.layers)?;
-        let rel = clean(&format!("/{}", w.path)).trim_start_matches('/').to_string();
+        let rel = clean(&format!("/{}", w.path))
+            .trim_start_matches('/')
+            .to_string();
         if rel.is_empty() {
             return Ok(None);
         }
         let resolved = copy::resolve_for_create(&target, &rel).map_err(|e| failed(name, e))?;
-        if target.lstat(&resolved).map_err(|e| failed(name, e))?.is_some_and(|n| n.is_dir()) {
+        if target
+            .lstat(&resolved)
+            .map_err(|e| failed(name, e))?
+            .is_some_and(|n| n.is_dir())
+        {
             return Ok(None);
         }
-        let (uid, gid) = if w.user.is_empty() { (0, 0) } else { resolve_owner(&target, &w.user, name)? };
+        let (uid, gid) = if w.user.is_empty() {
+            (0, 0)
+        } else {
+            resolve_owner(&target, &w.user, name)?
+        };
         let created = ex.opts.source_date_epoch.unwrap_or(0);
         let mut entries = BTreeMap::new();
         let mut cur = String::new();
         for comp in resolved.split('/') {
             cur = join(&cur, comp);
             if target.lstat(&cur).map_err(|e| failed(name, e))?.is_none() {
-                entries.insert(cur.clone(), Entry { path_in_layer: cur.clone(), source: EntrySource::Dir, mode: 0o755, uid, gid, mtime: created, xattrs: Vec::new() });
+                entries.insert(
+                    cur.clone(),
+                    Entry {
+                        path_in_layer: cur.clone(),
+                        source: EntrySource::Dir,
+                        mode: 0o755,
+                        uid,
+                        gid,
+                        mtime: created,
+                        xattrs: Vec::new(),
+                    },
+                );
             }
         }
-        let mut plan = CopyPlan { entries, ..CopyPlan::default() };
-        copy::add_parents(&mut plan, &target, &CopyRequest { created_time: created, chown: Some((uid, gid)), ..CopyRequest::default() }).map_err(|e| failed(name, e))?;
+        let mut plan = CopyPlan {
+            entries,
+            ..CopyPlan::default()
+        };
+        copy::add_parents(
+            &mut plan,
+            &target,
+            &CopyRequest {
+                created_time: created,
+                chown: Some((uid, gid)),
+                ..CopyRequest::default()
+            },
+        )
+        .map_err(|e| failed(name, e))?;
         let opts = pack_opts(ex);
-        let l = to_blob(ex, name, |w| layer_pack::pack_entries(plan.entries.into_values(), &opts, w))?;
+        let l = to_blob(ex, name, |w| {
+            layer_pack::pack_entries(plan.entries.into_values(), &opts, w)
+        })?;
         Ok(Some(l))
     })
 }

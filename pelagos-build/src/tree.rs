@@ -102,7 +102,10 @@ pub struct TreeError {
 }
 
 fn terr(path: &Path) -> impl FnOnce(std::io::Error) -> TreeError + '_ {
-    move |source| TreeError { path: path.to_path_buf(), source }
+    move |source| TreeError {
+        path: path.to_path_buf(),
+        source,
+    }
 }
 
 /// A read-only tree: a context directory or a layered root file system.
@@ -120,7 +123,11 @@ pub enum Tree {
 }
 
 fn join(rel: &str, name: &str) -> String {
-    if rel.is_empty() { name.to_string() } else { format!("{rel}/{name}") }
+    if rel.is_empty() {
+        name.to_string()
+    } else {
+        format!("{rel}/{name}")
+    }
 }
 
 fn is_whiteout(m: &std::fs::Metadata) -> bool {
@@ -147,11 +154,22 @@ impl Tree {
                 if !rel.is_empty() && ignore.is_excluded(rel) {
                     return Ok(None);
                 }
-                let host = if rel.is_empty() { root.clone() } else { root.join(rel) };
+                let host = if rel.is_empty() {
+                    root.clone()
+                } else {
+                    root.join(rel)
+                };
                 match std::fs::symlink_metadata(&host) {
-                    Ok(m) => Ok(Some(Node::from_meta(rel.to_string(), host.clone(), &m).map_err(terr(&host))?)),
-                    Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT | libc::ENOTDIR)) => Ok(None),
-                    Err(e) => Err(TreeError { path: host, source: e }),
+                    Ok(m) => Ok(Some(
+                        Node::from_meta(rel.to_string(), host.clone(), &m).map_err(terr(&host))?,
+                    )),
+                    Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT | libc::ENOTDIR)) => {
+                        Ok(None)
+                    }
+                    Err(e) => Err(TreeError {
+                        path: host,
+                        source: e,
+                    }),
                 }
             }
             Tree::Layers(lowers) => {
@@ -170,7 +188,8 @@ impl Tree {
                             }
                             Ok(m) => {
                                 return Ok(Some(
-                                    Node::from_meta(rel.to_string(), p.clone(), &m).map_err(terr(&p))?,
+                                    Node::from_meta(rel.to_string(), p.clone(), &m)
+                                        .map_err(terr(&p))?,
                                 ));
                             }
                             Err(_) => {
@@ -185,7 +204,9 @@ impl Tree {
                     }
                     // rel is the root
                     let m = std::fs::symlink_metadata(lower).map_err(terr(lower))?;
-                    return Ok(Some(Node::from_meta(String::new(), lower.clone(), &m).map_err(terr(lower))?));
+                    return Ok(Some(
+                        Node::from_meta(String::new(), lower.clone(), &m).map_err(terr(lower))?,
+                    ));
                 }
                 if comps.is_empty() {
                     return Ok(Some(Node {
@@ -209,7 +230,12 @@ impl Tree {
     /// absolute or `..`-escaping target stays inside, as BuildKit's `RootPath`). Returns the
     /// resolved relative path, or `None` when a component is missing.
     pub fn resolve(&self, rel: &str) -> Result<Option<String>, TreeError> {
-        let mut pending: Vec<String> = rel.split('/').filter(|c| !c.is_empty()).map(str::to_string).rev().collect();
+        let mut pending: Vec<String> = rel
+            .split('/')
+            .filter(|c| !c.is_empty())
+            .map(str::to_string)
+            .rev()
+            .collect();
         let mut cur: Vec<String> = Vec::new();
         let mut hops = 0;
         while let Some(c) = pending.pop() {
@@ -224,7 +250,10 @@ impl Tree {
             let candidate = join(&cur.join("/"), &c);
             match self.lstat(&candidate)? {
                 None => return Ok(None),
-                Some(Node { kind: Kind::Symlink(target), .. }) => {
+                Some(Node {
+                    kind: Kind::Symlink(target),
+                    ..
+                }) => {
                     hops += 1;
                     if hops > 40 {
                         return Ok(None);
@@ -249,7 +278,11 @@ impl Tree {
     pub fn read_dir(&self, rel: &str) -> Result<Vec<Node>, TreeError> {
         match self {
             Tree::Dir { root, ignore } => {
-                let host = if rel.is_empty() { root.clone() } else { root.join(rel) };
+                let host = if rel.is_empty() {
+                    root.clone()
+                } else {
+                    root.join(rel)
+                };
                 let mut out = Vec::new();
                 for e in std::fs::read_dir(&host).map_err(terr(&host))? {
                     let e = e.map_err(terr(&host))?;
@@ -257,12 +290,17 @@ impl Tree {
                     let Some(name) = name.to_str() else {
                         return Err(TreeError {
                             path: e.path(),
-                            source: std::io::Error::new(std::io::ErrorKind::InvalidData, "file name is not UTF-8"),
+                            source: std::io::Error::new(
+                                std::io::ErrorKind::InvalidData,
+                                "file name is not UTF-8",
+                            ),
                         });
                     };
                     let r = join(rel, name);
                     if ignore.is_excluded(&r) {
-                        if std::fs::symlink_metadata(e.path()).is_ok_and(|m| m.is_dir()) && !ignore.can_skip_dir(&r) {
+                        if std::fs::symlink_metadata(e.path()).is_ok_and(|m| m.is_dir())
+                            && !ignore.can_skip_dir(&r)
+                        {
                             // an exception may re-include something below: keep the dir
                         } else {
                             continue;
@@ -278,8 +316,14 @@ impl Tree {
             Tree::Layers(lowers) => {
                 let mut seen: BTreeMap<String, Option<Node>> = BTreeMap::new();
                 for lower in lowers {
-                    let d = if rel.is_empty() { lower.clone() } else { lower.join(rel) };
-                    let Ok(m) = std::fs::symlink_metadata(&d) else { continue };
+                    let d = if rel.is_empty() {
+                        lower.clone()
+                    } else {
+                        lower.join(rel)
+                    };
+                    let Ok(m) = std::fs::symlink_metadata(&d) else {
+                        continue;
+                    };
                     if is_whiteout(&m) || !m.is_dir() {
                         break;
                     }
@@ -294,7 +338,10 @@ impl Tree {
                         let node = if is_whiteout(&m) {
                             None
                         } else {
-                            Some(Node::from_meta(join(rel, &name), p.clone(), &m).map_err(terr(&p))?)
+                            Some(
+                                Node::from_meta(join(rel, &name), p.clone(), &m)
+                                    .map_err(terr(&p))?,
+                            )
                         };
                         seen.insert(name, node);
                     }
@@ -313,8 +360,12 @@ impl Tree {
 
     /// Reads a small file (e.g. `/etc/passwd`) following symlinks; `None` when absent.
     pub fn read_file(&self, rel: &str) -> Result<Option<Vec<u8>>, TreeError> {
-        let Some(r) = self.resolve(rel)? else { return Ok(None) };
-        let Some(n) = self.lstat(&r)? else { return Ok(None) };
+        let Some(r) = self.resolve(rel)? else {
+            return Ok(None);
+        };
+        let Some(n) = self.lstat(&r)? else {
+            return Ok(None);
+        };
         if n.kind != Kind::File {
             return Ok(None);
         }
@@ -348,7 +399,10 @@ mod tests {
         fs::write(d.path().join("a/b/keep.txt"), "k").unwrap();
         fs::write(d.path().join("top.tmp"), "t").unwrap();
         let ignore = IgnoreMatcher::new(&["a", "!a/b/keep.txt", "*.tmp"], "t").unwrap();
-        let t = Tree::Dir { root: d.path().to_path_buf(), ignore };
+        let t = Tree::Dir {
+            root: d.path().to_path_buf(),
+            ignore,
+        };
         let mut all = Vec::new();
         t.walk("", &mut all).unwrap();
         let rels: Vec<&str> = all.iter().map(|n| n.rel.as_str()).collect();
@@ -367,10 +421,17 @@ mod tests {
         std::os::unix::fs::symlink("../../../real/f", d.path().join("up")).unwrap();
         std::os::unix::fs::symlink("/etc/passwd", d.path().join("out")).unwrap();
         std::os::unix::fs::symlink("loop", d.path().join("loop")).unwrap();
-        let t = Tree::Dir { root: d.path().to_path_buf(), ignore: IgnoreMatcher::default() };
+        let t = Tree::Dir {
+            root: d.path().to_path_buf(),
+            ignore: IgnoreMatcher::default(),
+        };
         assert_eq!(t.resolve("abs/f").unwrap().as_deref(), Some("real/f"));
         assert_eq!(t.resolve("up").unwrap().as_deref(), Some("real/f"));
-        assert_eq!(t.resolve("out").unwrap(), None, "never followed out of the root");
+        assert_eq!(
+            t.resolve("out").unwrap(),
+            None,
+            "never followed out of the root"
+        );
         assert_eq!(t.resolve("loop").unwrap(), None);
     }
 
@@ -387,7 +448,9 @@ mod tests {
         fs::write(up.join("d/new"), "n").unwrap();
         fs::write(up.join("shadow"), "upper").unwrap();
         let t = Tree::Layers(vec![up.clone(), lo.clone()]);
-        let names = |t: &Tree, r: &str| -> Vec<String> { t.read_dir(r).unwrap().into_iter().map(|n| n.rel).collect() };
+        let names = |t: &Tree, r: &str| -> Vec<String> {
+            t.read_dir(r).unwrap().into_iter().map(|n| n.rel).collect()
+        };
         assert_eq!(names(&t, "d"), ["d/new", "d/old"]);
         assert_eq!(t.read_file("shadow").unwrap().unwrap(), b"upper");
         assert_eq!(t.read_file("keep").unwrap().unwrap(), b"k");
@@ -409,7 +472,10 @@ mod tests {
         fs::write(lo.join("gone"), "g").unwrap();
         let c = std::ffi::CString::new(up.join("gone").as_os_str().as_bytes()).unwrap();
         // SAFETY: a valid NUL-terminated path; mknod has no other preconditions
-        assert_eq!(unsafe { libc::mknod(c.as_ptr(), libc::S_IFCHR | 0o600, 0) }, 0);
+        assert_eq!(
+            unsafe { libc::mknod(c.as_ptr(), libc::S_IFCHR | 0o600, 0) },
+            0
+        );
         let t = Tree::Layers(vec![up, lo]);
         assert!(t.lstat("gone").unwrap().is_none());
         assert!(t.read_dir("").unwrap().is_empty());

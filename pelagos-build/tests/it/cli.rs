@@ -5,8 +5,16 @@ use crate::common::*;
 #[test]
 fn usage_errors_exit_2_with_one_line() {
     let e = Env::empty();
-    for args in [vec!["--progress", "fancy"], vec!["--label", "nokey"], vec!["--output", "type=zip,dest=x"]] {
-        let o = std::process::Command::new(BIN).args(&args).arg(&e.ctx).output().unwrap();
+    for args in [
+        vec!["--progress", "fancy"],
+        vec!["--label", "nokey"],
+        vec!["--output", "type=zip,dest=x"],
+    ] {
+        let o = std::process::Command::new(BIN)
+            .args(&args)
+            .arg(&e.ctx)
+            .output()
+            .unwrap();
         assert_eq!(o.status.code(), Some(2), "{args:?}");
         let err = String::from_utf8_lossy(&o.stderr);
         assert!(err.starts_with("pelagos-build: error: "), "{err}");
@@ -32,17 +40,29 @@ fn dockerfile_and_containerfile_lookup_and_file_flag() {
     let e = Env::empty();
     e.write("Containerfile", "FROM scratch\nLABEL from=containerfile\n");
     e.build_ok(&["-t", "t"]);
-    assert_eq!(e.config("t").config.unwrap().labels.unwrap()["from"], "containerfile");
+    assert_eq!(
+        e.config("t").config.unwrap().labels.unwrap()["from"],
+        "containerfile"
+    );
     e.write("Dockerfile", "FROM scratch\nLABEL from=dockerfile\n");
     e.build_ok(&["-t", "t"]);
-    assert_eq!(e.config("t").config.unwrap().labels.unwrap()["from"], "dockerfile");
+    assert_eq!(
+        e.config("t").config.unwrap().labels.unwrap()["from"],
+        "dockerfile"
+    );
     e.write("Remfile", "FROM scratch\nLABEL from=remfile\n");
     e.build_ok(&["-t", "t"]);
-    assert_eq!(e.config("t").config.unwrap().labels.unwrap()["from"], "remfile");
+    assert_eq!(
+        e.config("t").config.unwrap().labels.unwrap()["from"],
+        "remfile"
+    );
     let other = e.dir.path().join("elsewhere.rem");
     std::fs::write(&other, "FROM scratch\nLABEL from=flag\n").unwrap();
     e.build_ok(&["-t", "t", "-f", other.to_str().unwrap()]);
-    assert_eq!(e.config("t").config.unwrap().labels.unwrap()["from"], "flag");
+    assert_eq!(
+        e.config("t").config.unwrap().labels.unwrap()["from"],
+        "flag"
+    );
 }
 
 #[test]
@@ -51,20 +71,38 @@ fn scratch_config_only_image_result_tags_iidfile_metadata_quiet() {
     e.remfile("FROM scratch\nENV A=1\nLABEL l=v\nCMD [\"/x\"]\n");
     let iid = e.dir.path().join("iid");
     let meta = e.dir.path().join("meta.json");
-    let (v, _) = e.build_ok(&["-t", "app:1", "-t", "localhost:5000/app", "--label", "extra=yes", "--iidfile", iid.to_str().unwrap(), "--metadata-file", meta.to_str().unwrap()]);
+    let (v, _) = e.build_ok(&[
+        "-t",
+        "app:1",
+        "-t",
+        "localhost:5000/app",
+        "--label",
+        "extra=yes",
+        "--iidfile",
+        iid.to_str().unwrap(),
+        "--metadata-file",
+        meta.to_str().unwrap(),
+    ]);
     assert_eq!(v["version"], 1);
     assert_eq!(v["reference"], "docker.io/library/app:1");
     assert_eq!(v["references"][1], "localhost:5000/app:latest");
     let id = v["image_id"].as_str().unwrap();
     assert_eq!(std::fs::read_to_string(&iid).unwrap(), id);
-    let m: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&meta).unwrap()).unwrap();
+    let m: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&meta).unwrap()).unwrap();
     assert_eq!(m["version"], 1);
     assert_eq!(m["image_id"], id);
     assert_eq!(m["containerimage.digest"], v["manifest_digest"]);
     let cfg = e.config("app:1");
     let c = cfg.config.clone().unwrap();
     // BuildKit gives every image a PATH, scratch ones included
-    assert_eq!(c.env.unwrap(), ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "A=1"]);
+    assert_eq!(
+        c.env.unwrap(),
+        [
+            "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+            "A=1"
+        ]
+    );
     assert_eq!(c.labels.as_ref().unwrap()["extra"], "yes");
     assert_eq!(c.labels.as_ref().unwrap()["l"], "v");
     assert_eq!(c.cmd.unwrap(), ["/x"]);
@@ -75,7 +113,10 @@ fn scratch_config_only_image_result_tags_iidfile_metadata_quiet() {
     let o = e.build(&["-q"]);
     assert!(o.status.success());
     let out = String::from_utf8(o.stdout).unwrap();
-    assert!(out.trim().starts_with("sha256:") && out.lines().count() == 1, "{out}");
+    assert!(
+        out.trim().starts_with("sha256:") && out.lines().count() == 1,
+        "{out}"
+    );
     assert!(o.stderr.is_empty(), "quiet means no progress");
 }
 

@@ -15,9 +15,16 @@ pub fn base_tar() -> PathBuf {
         {
             return PathBuf::from(p);
         }
-        let out = std::env::temp_dir().join(format!("pelagos-build-test-base-{}.tar", std::process::id()));
+        let out = std::env::temp_dir().join(format!(
+            "pelagos-build-test-base-{}.tar",
+            std::process::id()
+        ));
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/make-base");
-        let st = Command::new(script).arg(&out).stdout(Stdio::null()).status().expect("run scripts/make-base");
+        let st = Command::new(script)
+            .arg(&out)
+            .stdout(Stdio::null())
+            .status()
+            .expect("run scripts/make-base");
         assert!(st.success(), "scripts/make-base failed");
         out
     })
@@ -53,11 +60,22 @@ impl Env {
     pub fn new_like(other: &Env) -> Env {
         let e = Env::empty();
         let src = other.store();
-        let img = src.image(&image_store::Reference::parse("busybox:local").unwrap()).unwrap();
+        let img = src
+            .image(&image_store::Reference::parse("busybox:local").unwrap())
+            .unwrap();
         let layout = e.dir.path().join("base-layout");
-        src.export(&[img], image_store::ExportFormat::OciDir, Some(&layout), &mut std::io::sink()).unwrap();
+        src.export(
+            &[img],
+            image_store::ExportFormat::OciDir,
+            Some(&layout),
+            &mut std::io::sink(),
+        )
+        .unwrap();
         let s = e.store();
-        let opts = image_store::LoadOptions { reference: Some(image_store::Reference::parse("busybox:local").unwrap()), ..Default::default() };
+        let opts = image_store::LoadOptions {
+            reference: Some(image_store::Reference::parse("busybox:local").unwrap()),
+            ..Default::default()
+        };
         s.load_path(&layout, &opts).unwrap();
         e
     }
@@ -85,7 +103,12 @@ impl Env {
     /// Runs the binary with `--store` and `--progress plain`, the context last.
     pub fn build(&self, args: &[&str]) -> Output {
         let mut c = Command::new(BIN);
-        c.arg("--store").arg(&self.store).arg("--progress").arg("plain").args(args).arg(&self.ctx);
+        c.arg("--store")
+            .arg(&self.store)
+            .arg("--progress")
+            .arg("plain")
+            .args(args)
+            .arg(&self.ctx);
         c.env_remove("SOURCE_DATE_EPOCH");
         c.output().unwrap()
     }
@@ -95,7 +118,12 @@ impl Env {
         let o = self.build(args);
         let err = String::from_utf8_lossy(&o.stderr).into_owned();
         assert!(o.status.success(), "build failed: {err}");
-        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("stdout not JSON ({e}): {}", String::from_utf8_lossy(&o.stdout)));
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap_or_else(|e| {
+            panic!(
+                "stdout not JSON ({e}): {}",
+                String::from_utf8_lossy(&o.stdout)
+            )
+        });
         (v, err)
     }
 
@@ -110,16 +138,24 @@ impl Env {
 
     /// A tagged image.
     pub fn image(&self, reference: &str) -> image_store::ImageRecord {
-        self.store().image(&image_store::Reference::parse(reference).unwrap()).unwrap()
+        self.store()
+            .image(&image_store::Reference::parse(reference).unwrap())
+            .unwrap()
     }
 
     /// The flattened root file system of an image, unpacked into a fresh dir.
     pub fn rootfs(&self, spec: &str) -> tempfile::TempDir {
         let s = self.store();
-        let img = s.image(&image_store::Reference::parse(spec).unwrap()).unwrap();
+        let img = s
+            .image(&image_store::Reference::parse(spec).unwrap())
+            .unwrap();
         let out = tempfile::tempdir().unwrap();
         for (d, _) in img.layers().unwrap() {
-            let opts = layer_pack::UnpackOptions { preserve_owners: is_root(), allow_devices: is_root(), ..Default::default() };
+            let opts = layer_pack::UnpackOptions {
+                preserve_owners: is_root(),
+                allow_devices: is_root(),
+                ..Default::default()
+            };
             layer_pack::unpack_path(&s.blob_path(&d.digest), out.path(), &opts).unwrap();
         }
         out
@@ -130,5 +166,3 @@ pub fn is_root() -> bool {
     // SAFETY: geteuid has no preconditions
     unsafe { libc::geteuid() == 0 }
 }
-
-

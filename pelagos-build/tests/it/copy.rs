@@ -29,23 +29,45 @@ fn copy_sources_wildcards_dirs_dest_rules_and_ignore_files() {
     e.build_ok(&["-t", "t"]);
     let r = e.rootfs("t");
     let p = r.path();
-    let read = |rel: &str| std::fs::read_to_string(p.join(rel)).unwrap_or_else(|err| panic!("{rel}: {err}"));
-    assert_eq!(read("w/app/a.txt"), "a", "a directory source copies its contents, relative to WORKDIR");
+    let read = |rel: &str| {
+        std::fs::read_to_string(p.join(rel)).unwrap_or_else(|err| panic!("{rel}: {err}"))
+    };
+    assert_eq!(
+        read("w/app/a.txt"),
+        "a",
+        "a directory source copies its contents, relative to WORKDIR"
+    );
     assert_eq!(read("w/app/sub/c.txt"), "c");
     assert!(!p.join("w/app/src").exists());
     assert_eq!(read("multi/a.txt"), "a");
     assert_eq!(read("multi/top.txt"), "top");
     assert!(!p.join("multi/b.md").exists());
-    assert_eq!(read("file/renamed"), "top", "a dest without slash names the file; parents are created");
+    assert_eq!(
+        read("file/renamed"),
+        "top",
+        "a dest without slash names the file; parents are created"
+    );
     assert_eq!(read("nodirslash/sub/c.txt"), "c");
     assert!(!p.join("all/secret.key").exists(), ".dockerignore applies");
     assert!(!p.join("all/logs/x.log").exists());
     assert_eq!(read("all/logs/keep.log"), "yes", "! exceptions re-include");
     assert!(!p.join("all/root.tmp").exists());
-    assert!(p.join("all/deep/n/x.tmp").exists(), "Docker semantics: *.tmp matches only at the root");
-    assert!(meta(p, "all/link").file_type().is_symlink(), "symlinks inside a copied dir stay symlinks");
-    assert_eq!(std::fs::read_link(p.join("all/link")).unwrap().to_str(), Some("src/a.txt"));
-    assert!(meta(p, "followed").is_file(), "a named symlink source is followed inside the context");
+    assert!(
+        p.join("all/deep/n/x.tmp").exists(),
+        "Docker semantics: *.tmp matches only at the root"
+    );
+    assert!(
+        meta(p, "all/link").file_type().is_symlink(),
+        "symlinks inside a copied dir stay symlinks"
+    );
+    assert_eq!(
+        std::fs::read_link(p.join("all/link")).unwrap().to_str(),
+        Some("src/a.txt")
+    );
+    assert!(
+        meta(p, "followed").is_file(),
+        "a named symlink source is followed inside the context"
+    );
     assert_eq!(read("globstar/c.txt"), "c");
     assert_eq!(read("w/cls/a.txt"), "a");
     assert_eq!(read("w/cls/b.md"), "b");
@@ -89,7 +111,11 @@ fn chown_chmod_parents_exclude() {
     let p = r.path();
     if is_root() {
         let m = meta(p, "o/named");
-        assert_eq!((m.uid(), m.gid()), (1000, 50), "names resolved in the target's /etc/passwd and /etc/group");
+        assert_eq!(
+            (m.uid(), m.gid()),
+            (1000, 50),
+            "names resolved in the target's /etc/passwd and /etc/group"
+        );
         let m = meta(p, "o/num");
         assert_eq!((m.uid(), m.gid()), (12, 34));
         let m = meta(p, "o/useronly");
@@ -99,8 +125,14 @@ fn chown_chmod_parents_exclude() {
     assert_eq!(meta(p, "o/sym").mode() & 0o7777, 0o704);
     assert!(p.join("ex/x.txt").exists());
     assert!(!p.join("ex/y.log").exists(), "--exclude");
-    assert!(p.join("par/pkg/a/b/c.go").exists(), "--parents keeps the path");
-    assert!(p.join("piv/a/b/c.go").exists(), "--parents with a /./ pivot");
+    assert!(
+        p.join("par/pkg/a/b/c.go").exists(),
+        "--parents keeps the path"
+    );
+    assert!(
+        p.join("piv/a/b/c.go").exists(),
+        "--parents with a /./ pivot"
+    );
     e.remfile("FROM busybox:local\nCOPY --chown=nosuchuser f.txt /x\n");
     let o = e.build(&[]);
     assert_eq!(o.status.code(), Some(2));
@@ -132,8 +164,14 @@ fn add_archives_are_extracted_by_content_and_urls_downloaded_with_checksum() {
     std::fs::write(e.ctx.join("z.tzst"), zstd::encode_all(&t[..], 1).unwrap()).unwrap();
     e.write("plain.gz.txt", "not an archive");
     let body = b"downloaded\n".to_vec();
-    let srv = pelagos_build::fetch::testserver::serve([("/dl/file.bin".to_string(), body.clone())].into()).unwrap();
-    let sum = format!("sha256:{}", hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&body)));
+    let srv = pelagos_build::fetch::testserver::serve(
+        [("/dl/file.bin".to_string(), body.clone())].into(),
+    )
+    .unwrap();
+    let sum = format!(
+        "sha256:{}",
+        hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&body))
+    );
     e.remfile(&format!(
         "FROM busybox:local\nADD a.tar.gz /gz/\nADD noext /plain\nADD z.tzst /zst/\nADD plain.gz.txt /copied/\n\
          ADD --checksum={sum} {}/dl/file.bin /net/\nCOPY a.tar.gz /notextracted/\n",
@@ -142,16 +180,43 @@ fn add_archives_are_extracted_by_content_and_urls_downloaded_with_checksum() {
     e.build_ok(&["-t", "t"]);
     let r = e.rootfs("t");
     let p = r.path();
-    assert_eq!(std::fs::read_to_string(p.join("gz/inner/one.txt")).unwrap(), "one");
-    assert_eq!(std::fs::read_to_string(p.join("plain/two.txt")).unwrap(), "two", "a plain tar without extension is extracted");
-    assert_eq!(std::fs::read_to_string(p.join("zst/two.txt")).unwrap(), "two");
-    assert_eq!(std::fs::read_to_string(p.join("copied/plain.gz.txt")).unwrap(), "not an archive");
+    assert_eq!(
+        std::fs::read_to_string(p.join("gz/inner/one.txt")).unwrap(),
+        "one"
+    );
+    assert_eq!(
+        std::fs::read_to_string(p.join("plain/two.txt")).unwrap(),
+        "two",
+        "a plain tar without extension is extracted"
+    );
+    assert_eq!(
+        std::fs::read_to_string(p.join("zst/two.txt")).unwrap(),
+        "two"
+    );
+    assert_eq!(
+        std::fs::read_to_string(p.join("copied/plain.gz.txt")).unwrap(),
+        "not an archive"
+    );
     assert_eq!(std::fs::read(p.join("net/file.bin")).unwrap(), body);
-    assert_eq!(meta(p, "net/file.bin").mode() & 0o777, 0o600, "URL downloads are 0600");
-    assert!(p.join("notextracted/a.tar.gz").is_file(), "COPY never extracts");
-    assert_eq!(meta(p, "gz/two.txt").mode() & 0o777, 0o640, "archive modes kept");
+    assert_eq!(
+        meta(p, "net/file.bin").mode() & 0o777,
+        0o600,
+        "URL downloads are 0600"
+    );
+    assert!(
+        p.join("notextracted/a.tar.gz").is_file(),
+        "COPY never extracts"
+    );
+    assert_eq!(
+        meta(p, "gz/two.txt").mode() & 0o777,
+        0o640,
+        "archive modes kept"
+    );
     let bad = format!("sha256:{}", "0".repeat(64));
-    e.remfile(&format!("FROM busybox:local\nADD --checksum={bad} {}/dl/file.bin /net/\n", srv.base));
+    e.remfile(&format!(
+        "FROM busybox:local\nADD --checksum={bad} {}/dl/file.bin /net/\n",
+        srv.base
+    ));
     let o = e.build(&[]);
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("checksum mismatch"));
@@ -163,15 +228,27 @@ fn copy_heredoc_and_context_from_stdin_tar() {
     e.remfile("FROM busybox:local\nCOPY <<EOF /etc/greeting\nhello heredoc\nEOF\n");
     e.build_ok(&["-t", "t"]);
     let r = e.rootfs("t");
-    assert_eq!(std::fs::read_to_string(r.path().join("etc/greeting")).unwrap(), "hello heredoc\n");
+    assert_eq!(
+        std::fs::read_to_string(r.path().join("etc/greeting")).unwrap(),
+        "hello heredoc\n"
+    );
     // `-`: a tar context on stdin
-    let t = tarball(&[("Remfile", "FROM busybox:local\nCOPY x.txt /from-stdin\n"), ("x.txt", "stdin ctx")]);
+    let t = tarball(&[
+        ("Remfile", "FROM busybox:local\nCOPY x.txt /from-stdin\n"),
+        ("x.txt", "stdin ctx"),
+    ]);
     let mut c = std::process::Command::new(BIN);
-    c.args(["--store", e.store.to_str().unwrap(), "-q", "-t", "s", "-"]).stdin(std::process::Stdio::piped()).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
+    c.args(["--store", e.store.to_str().unwrap(), "-q", "-t", "s", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
     let mut child = c.spawn().unwrap();
     std::io::Write::write_all(child.stdin.as_mut().unwrap(), &t).unwrap();
     let o = child.wait_with_output().unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let r = e.rootfs("s");
-    assert_eq!(std::fs::read_to_string(r.path().join("from-stdin")).unwrap(), "stdin ctx");
+    assert_eq!(
+        std::fs::read_to_string(r.path().join("from-stdin")).unwrap(),
+        "stdin ctx"
+    );
 }

@@ -2,6 +2,9 @@
 //! inspected through the store library and checked with real tools (skopeo, umoci, runc).
 //! Tests that run RUN steps need root (namespaces, overlayfs) and are marked so.
 
+// short names (e: env, r: rootfs, p: path, o: output) keep the many assertions readable
+#![allow(clippy::many_single_char_names)]
+
 mod cli;
 mod common;
 mod copy;

@@ -10,7 +10,11 @@ const NEEDS_ROOT: &str = "needs root: RUN steps use namespaces and overlayfs";
 
 fn run_tool(cmd: &mut Command) -> String {
     let o = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
-    assert!(o.status.success(), "{cmd:?}: {}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        o.status.success(),
+        "{cmd:?}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
@@ -22,7 +26,14 @@ fn example_hello_exported_checked_by_skopeo_umoci_and_run_by_runc() {
     let ex = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/hello");
     let layout = e.dir.path().join("oci");
     let o = Command::new(BIN)
-        .args(["--store", e.store.to_str().unwrap(), "--progress", "plain", "-t", "hello:test"])
+        .args([
+            "--store",
+            e.store.to_str().unwrap(),
+            "--progress",
+            "plain",
+            "-t",
+            "hello:test",
+        ])
         .arg("--output")
         .arg(format!("type=oci,dest={},tar=false", layout.display()))
         .arg(&ex)
@@ -32,37 +43,81 @@ fn example_hello_exported_checked_by_skopeo_umoci_and_run_by_runc() {
     assert!(o.status.success(), "{err}");
     // skopeo reads the layout and verifies digests
     let img = format!("oci:{}:docker.io/library/hello:test", layout.display());
-    let inspect: serde_json::Value = serde_json::from_str(&run_tool(Command::new("skopeo").args(["inspect", &img]))).unwrap();
+    let inspect: serde_json::Value =
+        serde_json::from_str(&run_tool(Command::new("skopeo").args(["inspect", &img]))).unwrap();
     assert_eq!(inspect["Architecture"], "amd64");
     assert_eq!(inspect["Labels"]["org.opencontainers.image.title"], "hello");
-    let cfg: serde_json::Value = serde_json::from_str(&run_tool(Command::new("skopeo").args(["inspect", "--config", &img]))).unwrap();
+    let cfg: serde_json::Value = serde_json::from_str(&run_tool(
+        Command::new("skopeo").args(["inspect", "--config", &img]),
+    ))
+    .unwrap();
     assert_eq!(cfg["config"]["Entrypoint"], serde_json::json!(["greet"]));
     assert_eq!(cfg["config"]["Cmd"], serde_json::json!(["world"]));
     assert_eq!(cfg["config"]["User"], "greeter");
     assert_eq!(cfg["config"]["WorkingDir"], "/opt/hello");
-    assert_eq!(cfg["config"]["ExposedPorts"], serde_json::json!({"8080/tcp": {}}));
+    assert_eq!(
+        cfg["config"]["ExposedPorts"],
+        serde_json::json!({"8080/tcp": {}})
+    );
     // skopeo's OCI view drops Docker's extension fields: read Healthcheck from the store
     let hc = e.config("hello:test").config.unwrap().healthcheck.unwrap();
     assert_eq!(hc["Test"], serde_json::json!(["CMD", "greet", "--check"]));
     let hist = cfg["history"].as_array().unwrap();
-    assert!(hist.iter().any(|h| h["created_by"].as_str().is_some_and(|c| c.starts_with("RUN "))));
+    assert!(hist.iter().any(|h| {
+        h["created_by"]
+            .as_str()
+            .is_some_and(|c| c.starts_with("RUN "))
+    }));
     let layers = cfg["rootfs"]["diff_ids"].as_array().unwrap().len();
     let nonempty = hist.iter().filter(|h| h["empty_layer"] != true).count();
-    assert_eq!(layers, nonempty, "one history entry without empty_layer per layer");
+    assert_eq!(
+        layers, nonempty,
+        "one history entry without empty_layer per layer"
+    );
     // umoci unpacks it (verifying every blob) and the rootfs is the expected tree
     let bundle = e.dir.path().join("bundle");
-    run_tool(Command::new("umoci").args(["unpack", "--image", &format!("{}:docker.io/library/hello:test", layout.display())]).arg(&bundle));
+    run_tool(
+        Command::new("umoci")
+            .args([
+                "unpack",
+                "--image",
+                &format!("{}:docker.io/library/hello:test", layout.display()),
+            ])
+            .arg(&bundle),
+    );
     let rootfs = bundle.join("rootfs");
     let greet = std::fs::read_to_string(rootfs.join("opt/hello/bin/greet")).unwrap();
     assert!(greet.contains("hello 1.0.0"));
-    assert_eq!(std::fs::metadata(rootfs.join("opt/hello/bin/greet")).unwrap().mode() & 0o777, 0o755);
-    assert_eq!(std::fs::metadata(rootfs.join("opt/hello/share/hello/index.html")).unwrap().mode() & 0o777, 0o644);
-    assert!(std::fs::read_to_string(rootfs.join("etc/passwd")).unwrap().contains("greeter:x:1001"));
+    assert_eq!(
+        std::fs::metadata(rootfs.join("opt/hello/bin/greet"))
+            .unwrap()
+            .mode()
+            & 0o777,
+        0o755
+    );
+    assert_eq!(
+        std::fs::metadata(rootfs.join("opt/hello/share/hello/index.html"))
+            .unwrap()
+            .mode()
+            & 0o777,
+        0o644
+    );
+    assert!(
+        std::fs::read_to_string(rootfs.join("etc/passwd"))
+            .unwrap()
+            .contains("greeter:x:1001")
+    );
     // runc runs ENTRYPOINT + CMD as the image's user
     let cfgp = bundle.join("config.json");
-    let text = std::fs::read_to_string(&cfgp).unwrap().replace("\"terminal\": true", "\"terminal\": false");
+    let text = std::fs::read_to_string(&cfgp)
+        .unwrap()
+        .replace("\"terminal\": true", "\"terminal\": false");
     std::fs::write(&cfgp, text).unwrap();
-    let out = run_tool(Command::new("runc").args(["run", &format!("pb-test-{}", std::process::id())]).current_dir(&bundle));
+    let out = run_tool(
+        Command::new("runc")
+            .args(["run", &format!("pb-test-{}", std::process::id())])
+            .current_dir(&bundle),
+    );
     assert_eq!(out.trim(), "Hello, world! (hello 1.0.0)");
 }
 
@@ -79,20 +134,39 @@ fn whiteouts_opaque_dirs_and_copy_from_flattened_stage() {
     let r = e.rootfs("final");
     let p = r.path();
     assert!(p.join("keep").exists());
-    assert!(!p.join("d/a").exists(), "a file deleted in a RUN stays deleted");
+    assert!(
+        !p.join("d/a").exists(),
+        "a file deleted in a RUN stays deleted"
+    );
     assert!(!p.join("etc/gone").exists());
-    assert!(!p.join("d/sub/b").exists(), "rm -rf d && mkdir d hides the old children (opaque)");
+    assert!(
+        !p.join("d/sub/b").exists(),
+        "rm -rf d && mkdir d hides the old children (opaque)"
+    );
     assert!(p.join("d/sub/new").exists());
-    assert!(p.join("etc/passwd").exists(), "a whiteout deletes only its file");
+    assert!(
+        p.join("etc/passwd").exists(),
+        "a whiteout deletes only its file"
+    );
     let cfg = e.config("final");
     let last = cfg.history.last().unwrap();
-    assert_eq!(last.created_by.as_deref(), Some("RUN /bin/sh -c true # buildkit"));
-    assert_eq!(last.empty_layer, Some(true), "a RUN that changes nothing adds no layer");
+    assert_eq!(
+        last.created_by.as_deref(),
+        Some("RUN /bin/sh -c true # buildkit")
+    );
+    assert_eq!(
+        last.empty_layer,
+        Some(true),
+        "a RUN that changes nothing adds no layer"
+    );
     assert_eq!(cfg.rootfs.diff_ids.len(), 4);
     e.build_ok(&["-t", "copy"]);
     let r = e.rootfs("copy");
     assert!(r.path().join("copied/sub/new").exists());
-    assert!(!r.path().join("copied/a").exists(), "COPY --from sees the flattened stage");
+    assert!(
+        !r.path().join("copied/a").exists(),
+        "COPY --from sees the flattened stage"
+    );
     assert!(!r.path().join("copied/sub/b").exists());
 }
 
@@ -111,18 +185,48 @@ fn users_permissions_env_heredocs_and_shell() {
     e.build_ok(&["-t", "t", "--build-arg", "WHO=cli"]);
     let r = e.rootfs("t");
     let p = r.path();
-    let read = |rel: &str| std::fs::read_to_string(p.join(rel)).unwrap_or_else(|err| panic!("{rel}: {err}"));
+    let read = |rel: &str| {
+        std::fs::read_to_string(p.join(rel)).unwrap_or_else(|err| panic!("{rel}: {err}"))
+    };
     assert_eq!(read("home/app/w/uid").trim(), "1000", "USER applies to RUN");
-    assert_eq!(read("home/app/w/env.txt").trim(), "hi there cli /bin/sh", "ENV and ARG in scope are the RUN's env");
-    assert_eq!(std::fs::metadata(p.join("home/app/w/mine")).unwrap().uid(), 1000);
-    assert_eq!(read("made-by-heredoc").trim(), "shell var kept: /made-by-heredoc", "no builder-side expansion of $f");
-    assert!(read("script.txt").starts_with("script "), "a heredoc with #! runs as a script");
-    assert!(read("flags").contains('e'), "SHELL changes how RUN is wrapped");
-    assert_eq!(std::fs::metadata(p.join("bin/busybox")).unwrap().mode() & 0o7777, 0o4755, "setuid kept");
-    assert_eq!(std::fs::metadata(p.join("sticky")).unwrap().mode() & 0o7777, 0o1777, "sticky kept");
+    assert_eq!(
+        read("home/app/w/env.txt").trim(),
+        "hi there cli /bin/sh",
+        "ENV and ARG in scope are the RUN's env"
+    );
+    assert_eq!(
+        std::fs::metadata(p.join("home/app/w/mine")).unwrap().uid(),
+        1000
+    );
+    assert_eq!(
+        read("made-by-heredoc").trim(),
+        "shell var kept: /made-by-heredoc",
+        "no builder-side expansion of $f"
+    );
+    assert!(
+        read("script.txt").starts_with("script "),
+        "a heredoc with #! runs as a script"
+    );
+    assert!(
+        read("flags").contains('e'),
+        "SHELL changes how RUN is wrapped"
+    );
+    assert_eq!(
+        std::fs::metadata(p.join("bin/busybox")).unwrap().mode() & 0o7777,
+        0o4755,
+        "setuid kept"
+    );
+    assert_eq!(
+        std::fs::metadata(p.join("sticky")).unwrap().mode() & 0o7777,
+        0o1777,
+        "sticky kept"
+    );
     let cfg = e.config("t").config.unwrap();
     assert!(cfg.env.unwrap().contains(&"GREETING=hi there".to_string()));
-    assert!(!format!("{:?}", e.config("t").config).contains("WHO"), "ARGs are not persisted");
+    assert!(
+        !format!("{:?}", e.config("t").config).contains("WHO"),
+        "ARGs are not persisted"
+    );
 }
 
 #[test]
@@ -135,7 +239,13 @@ fn failing_run_exits_1_and_reports_the_step() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("visible-output"), "{err}");
     assert!(err.contains("exit code: 3"), "{err}");
-    assert!(err.lines().last().unwrap().starts_with("pelagos-build: error: [stage-0 2/2] RUN"), "{err}");
+    assert!(
+        err.lines()
+            .last()
+            .unwrap()
+            .starts_with("pelagos-build: error: [stage-0 2/2] RUN"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -145,15 +255,24 @@ fn reproducible_with_source_date_epoch_on_two_clean_stores() {
     let b = Env::new_like(&a);
     for e in [&a, &b] {
         e.write("f.txt", "same content");
-        e.remfile("FROM busybox:local\nCOPY f.txt /f.txt\nRUN echo x > /x && mkdir -p /d/e\nENV A=1\n");
+        e.remfile(
+            "FROM busybox:local\nCOPY f.txt /f.txt\nRUN echo x > /x && mkdir -p /d/e\nENV A=1\n",
+        );
     }
     let digest = |e: &Env| {
         let (v, _) = e.build_ok(&["--source-date-epoch", "1700000000", "-t", "r"]);
-        (v["image_id"].as_str().unwrap().to_string(), v["manifest_digest"].as_str().unwrap().to_string())
+        (
+            v["image_id"].as_str().unwrap().to_string(),
+            v["manifest_digest"].as_str().unwrap().to_string(),
+        )
     };
     // different (newer than the epoch, so clamped) mtimes of the context file and different run
     // times: the same image anyway
-    filetime::set_file_mtime(b.ctx.join("f.txt"), filetime::FileTime::from_unix_time(1_800_000_000, 0)).unwrap();
+    filetime::set_file_mtime(
+        b.ctx.join("f.txt"),
+        filetime::FileTime::from_unix_time(1_800_000_000, 0),
+    )
+    .unwrap();
     let da = digest(&a);
     std::thread::sleep(std::time::Duration::from_millis(1100));
     let db = digest(&b);
@@ -161,7 +280,10 @@ fn reproducible_with_source_date_epoch_on_two_clean_stores() {
     let cfg = a.config("r");
     assert_eq!(cfg.created.as_deref(), Some("2023-11-14T22:13:20Z"));
     let r = a.rootfs("r");
-    assert!(std::fs::metadata(r.path().join("x")).unwrap().mtime() <= 1_700_000_000, "RUN-written files are clamped");
+    assert!(
+        std::fs::metadata(r.path().join("x")).unwrap().mtime() <= 1_700_000_000,
+        "RUN-written files are clamped"
+    );
 }
 
 /// (cached, total) of the non-FROM steps of a build, from plain progress.
@@ -170,7 +292,9 @@ fn cached_steps(e: &Env, args: &[&str]) -> (usize, usize) {
     let mut from_ids = std::collections::HashSet::new();
     let (mut cached, mut total) = (0, 0);
     for l in err.lines() {
-        let Some((id, rest)) = l.split_once(' ') else { continue };
+        let Some((id, rest)) = l.split_once(' ') else {
+            continue;
+        };
         if rest.contains("] FROM ") {
             from_ids.insert(id.to_string());
         } else if !from_ids.contains(id) && (rest == "CACHED" || rest.starts_with("DONE ")) {
@@ -197,21 +321,45 @@ fn cache_rules() {
     let first = cached_steps(&e, &[]);
     assert_eq!(first.0, 0);
     let n = first.1;
-    assert_eq!(cached_steps(&e, &[]), (n, n), "a second build is fully cached");
+    assert_eq!(
+        cached_steps(&e, &[]),
+        (n, n),
+        "a second build is fully cached"
+    );
     // touching a file without changing it keeps COPY cached
-    filetime::set_file_mtime(e.ctx.join("a.txt"), filetime::FileTime::from_unix_time(12345, 0)).unwrap();
+    filetime::set_file_mtime(
+        e.ctx.join("a.txt"),
+        filetime::FileTime::from_unix_time(12345, 0),
+    )
+    .unwrap();
     assert_eq!(cached_steps(&e, &[]), (n, n));
     // changing one file re-runs from that COPY on
     e.write("b.txt", "b2");
-    assert_eq!(cached_steps(&e, &[]).0, 2, "COPY a.txt and RUN one stay cached");
-    assert_eq!(cached_steps(&e, &[]), (n, n), "lookups and stores continued after the miss");
+    assert_eq!(
+        cached_steps(&e, &[]).0,
+        2,
+        "COPY a.txt and RUN one stay cached"
+    );
+    assert_eq!(
+        cached_steps(&e, &[]),
+        (n, n),
+        "lookups and stores continued after the miss"
+    );
     // ARG value in scope, ENV, USER, WORKDIR, SHELL each invalidate the following RUN
     assert!(cached_steps(&e, &["--build-arg", "V=2"]).0 < n);
     assert_eq!(cached_steps(&e, &["--build-arg", "V=2"]), (n, n));
-    for (env, user, wd, shell) in [("2", "root", "/", "/bin/sh"), ("2", "app", "/", "/bin/sh"), ("2", "app", "/tmp", "/bin/sh"), ("2", "app", "/tmp", "/bin/ash")] {
+    for (env, user, wd, shell) in [
+        ("2", "root", "/", "/bin/sh"),
+        ("2", "app", "/", "/bin/sh"),
+        ("2", "app", "/tmp", "/bin/sh"),
+        ("2", "app", "/tmp", "/bin/ash"),
+    ] {
         e.remfile(&rem(env, user, wd, shell));
         let (c, total) = cached_steps(&e, &["--build-arg", "V=2"]);
-        assert!(c < total, "changing to {env} {user} {wd} {shell} re-ran the RUN");
+        assert!(
+            c < total,
+            "changing to {env} {user} {wd} {shell} re-ran the RUN"
+        );
     }
     // --no-cache rebuilds everything
     assert_eq!(cached_steps(&e, &["--build-arg", "V=2", "--no-cache"]).0, 0);
@@ -233,7 +381,12 @@ fn cache_rules() {
     // only WORKDIR /tmp (an existing dir: an empty step, no layer to corrupt) may hit
     assert!(c <= 1, "corrupt cached layers are misses ({c} hits)");
     let r = e.rootfs("after-corruption");
-    assert_eq!(std::fs::read_to_string(r.path().join("one")).unwrap().trim(), "2 2");
+    assert_eq!(
+        std::fs::read_to_string(r.path().join("one"))
+            .unwrap()
+            .trim(),
+        "2 2"
+    );
 }
 
 #[test]
@@ -246,7 +399,11 @@ fn base_image_change_invalidates_and_four_concurrent_builds_share_a_store() {
     e.remfile("FROM busybox:local\nLABEL v=2\n");
     e.build_ok(&["-t", "busybox:local"]);
     e.remfile("FROM busybox:local\nRUN echo one > /one\n");
-    assert_eq!(cached_steps(&e, &[]).0, 0, "a new base image invalidates the RUN");
+    assert_eq!(
+        cached_steps(&e, &[]).0,
+        0,
+        "a new base image invalidates the RUN"
+    );
     // 4 builds at once, different contexts sharing steps, one store
     let mut kids = Vec::new();
     for i in 0..4 {
@@ -255,7 +412,13 @@ fn base_image_change_invalidates_and_four_concurrent_builds_share_a_store() {
         std::fs::write(ctx.join("Remfile"), format!("FROM busybox:local\nRUN echo shared > /shared\nRUN echo {i} > /mine\nCOPY Remfile /R\n")).unwrap();
         kids.push(
             Command::new(BIN)
-                .args(["--store", e.store.to_str().unwrap(), "-q", "-t", &format!("c:{i}")])
+                .args([
+                    "--store",
+                    e.store.to_str().unwrap(),
+                    "-q",
+                    "-t",
+                    &format!("c:{i}"),
+                ])
                 .arg(&ctx)
                 .stdout(std::process::Stdio::piped())
                 .stderr(std::process::Stdio::piped())
@@ -269,8 +432,18 @@ fn base_image_change_invalidates_and_four_concurrent_builds_share_a_store() {
     }
     for i in 0..4 {
         let r = e.rootfs(&format!("c:{i}"));
-        assert_eq!(std::fs::read_to_string(r.path().join("mine")).unwrap().trim(), i.to_string());
-        assert_eq!(std::fs::read_to_string(r.path().join("shared")).unwrap().trim(), "shared");
+        assert_eq!(
+            std::fs::read_to_string(r.path().join("mine"))
+                .unwrap()
+                .trim(),
+            i.to_string()
+        );
+        assert_eq!(
+            std::fs::read_to_string(r.path().join("shared"))
+                .unwrap()
+                .trim(),
+            "shared"
+        );
     }
 }
 
@@ -298,13 +471,20 @@ fn every_config_instruction_lands_in_the_config() {
     assert_eq!(vols, ["/data", "/logs"]);
     assert_eq!(c.stop_signal.as_deref(), Some("SIGTERM"));
     let hc = c.healthcheck.unwrap();
-    assert_eq!(hc["Test"], serde_json::json!(["CMD-SHELL", "wget -q localhost"]));
+    assert_eq!(
+        hc["Test"],
+        serde_json::json!(["CMD-SHELL", "wget -q localhost"])
+    );
     assert_eq!(hc["Interval"], 5_000_000_000u64);
     assert_eq!(c.shell.unwrap(), ["/bin/ash", "-c"]);
     assert_eq!(c.on_build.unwrap(), ["RUN echo triggered"]);
     assert_eq!(c.user.as_deref(), Some("1000:1000"));
     assert_eq!(c.entrypoint.unwrap(), ["/bin/env"]);
-    assert_eq!(c.cmd.unwrap(), ["sh"], "CMD set in the same stage survives ENTRYPOINT");
+    assert_eq!(
+        c.cmd.unwrap(),
+        ["sh"],
+        "CMD set in the same stage survives ENTRYPOINT"
+    );
     // the base's history comes first, then one entry per instruction
     assert!(cfg.history.len() >= 13);
     // ENTRYPOINT clears the base's CMD
