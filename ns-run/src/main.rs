@@ -140,6 +140,7 @@ fn main() -> ExitCode {
         stdout: Output::Stderr,
         stderr: Output::Inherit,
         overlay: cli.overlay,
+        background_cleanup: true,
         helper: None,
     };
     match ns_run::run(&spec) {

@@ -168,7 +168,7 @@ unsafe fn child(plan: &ChildPlan) -> ! {
 
 /// Whether this process has exactly one thread (then no other thread can appear while the
 /// calling one is busy here).
-fn single_threaded() -> bool {
+pub(crate) fn single_threaded() -> bool {
     fs::read_to_string("/proc/self/stat").is_ok_and(|s| {
         // Field 20 (num_threads), counted after the parenthesised command name.
         s.rsplit_once(')')
@@ -295,7 +295,7 @@ pub(crate) fn run(spec: &RunSpec) -> Result<RunResult, RunError> {
     let rd = RunDir::create(&work_root)?;
     let own_upper = spec.upper.is_none();
     let result = run_in(spec, &rd, rootless, own_upper);
-    rd.finish(result.is_ok() && own_upper);
+    rd.finish(result.is_ok() && own_upper, spec.background_cleanup);
     result
 }
 

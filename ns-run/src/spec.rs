@@ -49,6 +49,12 @@ pub struct RunSpec {
     pub stderr: Output,
     /// Overlay implementation (native overlayfs, or fuse-overlayfs).
     pub overlay: OverlayDriver,
+    /// Remove the run's scratch (overlay work dir) in the background once the command has
+    /// ended, instead of before [`crate::run`] returns: a detached process when the caller is
+    /// single-threaded (the CLI: disk deletes are slow on some file systems), a thread
+    /// otherwise. The run dir stays locked until the removal is done; a removal cut short is
+    /// finished by the next [`crate::sweep`].
+    pub background_cleanup: bool,
     /// Binary that is re-executed as the container init; it must call
     /// [`init_if_requested`](crate::init_if_requested) first thing in `main`.
     /// `None`: the current executable (`/proc/self/exe`).

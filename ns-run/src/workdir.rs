@@ -1,13 +1,13 @@
 //! Per-run scratch dirs under the work root, their locks, the sweep of leftovers from killed
 //! runs, and tree removal.
 //!
-//! Layout: `WORK_ROOT/run-<pid>-<n>-<nanos>.lock` (held with `flock` for the whole run) and
-//! `WORK_ROOT/run-<pid>-<n>-<nanos>/{upper,work,scratch}`. A finished run removes `work`,
-//! `scratch` and the lock file; the upper dir stays for the caller. A killed run leaves its lock
-//! file unlocked: [`crate::sweep`] (run at the start of every run) removes such runs.
+//! Layout: `WORK_ROOT/run-<pid>-<n>-<nanos>/{upper,work,scratch}`; the run dir itself is held
+//! with `flock` for the whole run (and its cleanup). A finished run removes `work` and
+//! `scratch`; the upper dir stays for the caller. A killed run leaves an unlocked run dir that
+//! still has `work`: [`crate::sweep`] (run at the start of every run) removes such dirs.
 use std::fs;
 use std::io;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -31,17 +31,17 @@ fn rx(e: rustix::io::Errno) -> io::Error {
 /// A run's scratch dir, locked while it lives.
 pub(crate) struct RunDir {
     pub dir: PathBuf,
-    pub lock_path: PathBuf,
-    _lock: OwnedFd,
+    lock: OwnedFd,
 }
 
 static COUNTER: AtomicU64 = AtomicU64::new(0);
 
-fn same_file(fd: &impl AsFd, path: &Path) -> bool {
-    match (rustix::fs::fstat(fd), fs::symlink_metadata(path)) {
-        (Ok(a), Ok(b)) => a.st_ino == b.ino() && a.st_dev == b.dev(),
-        _ => false,
-    }
+fn open_dir(p: &Path) -> rustix::io::Result<OwnedFd> {
+    rustix::fs::open(
+        p,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC | OFlags::NOFOLLOW,
+        Mode::empty(),
+    )
 }
 
 impl RunDir {
@@ -56,46 +56,78 @@ impl RunDir {
                 std::process::id(),
                 COUNTER.fetch_add(1, Ordering::Relaxed)
             );
-            let lock_path = work_root.join(format!("{name}.lock"));
-            let fd = match rustix::fs::open(
-                &lock_path,
-                OFlags::CREATE | OFlags::EXCL | OFlags::RDWR | OFlags::CLOEXEC,
-                Mode::from_raw_mode(0o600),
-            ) {
-                Ok(fd) => fd,
-                Err(rustix::io::Errno::EXIST) => continue,
-                Err(e) => return Err(io_err("create lock", &lock_path)(rx(e))),
-            };
-            rustix::fs::flock(&fd, FlockOperation::LockExclusive)
-                .map_err(|e| io_err("lock", &lock_path)(rx(e)))?;
-            // A concurrent sweep may have taken the lock first and removed the file.
-            if !same_file(&fd, &lock_path) {
-                continue;
-            }
             let dir = work_root.join(&name);
-            fs::create_dir(&dir).map_err(io_err("create run dir", &dir))?;
-            return Ok(Self {
-                dir,
-                lock_path,
-                _lock: fd,
+            match fs::create_dir(&dir) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+                Err(e) => return Err(io_err("create run dir", &dir)(e)),
+            }
+            let lock = open_dir(&dir).map_err(|e| io_err("open run dir", &dir)(rx(e)))?;
+            rustix::fs::flock(&lock, FlockOperation::LockExclusive)
+                .map_err(|e| io_err("lock run dir", &dir)(rx(e)))?;
+            return Ok(Self { dir, lock });
+        }
+    }
+
+    /// Removes everything but (when `keep_upper`) the upper dir; in the background when asked
+    /// (the run dir stays locked until the removal is done).
+    pub(crate) fn finish(self, keep_upper: bool, background: bool) {
+        let targets: Vec<PathBuf> = if keep_upper {
+            vec![self.dir.join("work"), self.dir.join("scratch")]
+        } else {
+            vec![self.dir.clone()]
+        };
+        if !background {
+            remove_all(&targets);
+            return;
+        }
+        if crate::parent::single_threaded() {
+            detached_remove(&targets);
+        } else {
+            let lock = self.lock;
+            std::thread::spawn(move || {
+                remove_all(&targets);
+                drop(lock);
             });
         }
     }
+}
 
-    /// Removes everything but (when `keep_upper`) the upper dir, then the lock.
-    pub(crate) fn finish(self, keep_upper: bool) {
-        if keep_upper {
-            for d in ["work", "scratch"] {
-                let _ = remove_tree(&self.dir.join(d));
-            }
-        } else {
-            let _ = remove_tree(&self.dir);
-        }
-        let _ = fs::remove_file(&self.lock_path);
+fn remove_all(targets: &[PathBuf]) {
+    for t in targets {
+        let _ = remove_tree(t);
     }
 }
 
-/// Removes stale runs (unlocked lock files) under `work_root`.
+/// Removes `targets` in a detached grandchild (double fork) so that the caller can exit or go
+/// on at once; the grandchild inherits the run dir's lock. Single-threaded callers only.
+fn detached_remove(targets: &[PathBuf]) {
+    // SAFETY: the process is single-threaded, so the forked children may run Rust code.
+    unsafe {
+        let pid = libc::fork();
+        if pid < 0 {
+            remove_all(targets);
+            return;
+        }
+        if pid > 0 {
+            libc::waitpid(pid, std::ptr::null_mut(), 0);
+            return;
+        }
+        libc::setsid();
+        if libc::fork() != 0 {
+            libc::_exit(0);
+        }
+        // Let pipelines reading the caller's stdout/stderr see EOF.
+        let null = libc::open(c"/dev/null".as_ptr(), libc::O_RDWR);
+        for fd in 0..3 {
+            libc::dup2(null, fd);
+        }
+        remove_all(targets);
+        libc::_exit(0);
+    }
+}
+
+/// Removes stale runs (unlocked run dirs that still have their scratch) under `work_root`.
 pub(crate) fn sweep(work_root: &Path) -> Result<usize, RunError> {
     let rd = match fs::read_dir(work_root) {
         Ok(rd) => rd,
@@ -104,29 +136,22 @@ pub(crate) fn sweep(work_root: &Path) -> Result<usize, RunError> {
     };
     let mut n = 0;
     for ent in rd.flatten() {
-        let name = ent.file_name();
-        let Some(stem) = name.to_str().and_then(|s| s.strip_suffix(".lock")) else {
-            continue;
-        };
-        if !stem.starts_with("run-") {
+        if !ent
+            .file_name()
+            .to_str()
+            .is_some_and(|s| s.starts_with("run-"))
+        {
             continue;
         }
-        let lock_path = ent.path();
-        let Ok(fd) = rustix::fs::open(&lock_path, OFlags::RDWR | OFlags::CLOEXEC, Mode::empty())
-        else {
-            continue;
-        };
+        let dir = ent.path();
+        if !dir.join("work").exists() && !dir.join("scratch").exists() {
+            continue; // finished: the upper dir is the caller's
+        }
+        let Ok(fd) = open_dir(&dir) else { continue };
         if rustix::fs::flock(&fd, FlockOperation::NonBlockingLockExclusive).is_err() {
             continue; // a live run
         }
-        if !same_file(&fd, &lock_path) {
-            continue; // finished (and unlinked) meanwhile
-        }
-        let dir = work_root.join(stem);
-        if dir.exists() {
-            remove_tree(&dir)?;
-        }
-        let _ = fs::remove_file(&lock_path);
+        remove_tree(&dir)?;
         n += 1;
     }
     Ok(n)
@@ -177,19 +202,20 @@ mod tests {
         let root = tempfile::tempdir().unwrap();
         let live = RunDir::create(root.path()).unwrap();
         fs::create_dir(live.dir.join("upper")).unwrap();
-        // a stale run: lock file present, not locked
+        fs::create_dir(live.dir.join("work")).unwrap();
+        // a stale run: scratch present, not locked
         fs::create_dir_all(root.path().join("run-1-2-3/upper/x")).unwrap();
-        fs::write(root.path().join("run-1-2-3.lock"), "").unwrap();
-        // a finished run: no lock file, kept for the caller
+        fs::create_dir_all(root.path().join("run-1-2-3/work/work")).unwrap();
+        // a finished run: only the upper dir, kept for the caller
         fs::create_dir_all(root.path().join("run-4-5-6/upper")).unwrap();
         assert_eq!(sweep(root.path()).unwrap(), 1);
         assert!(!root.path().join("run-1-2-3").exists());
-        assert!(!root.path().join("run-1-2-3.lock").exists());
         assert!(root.path().join("run-4-5-6").exists());
         assert!(live.dir.exists());
         let dir = live.dir.clone();
-        live.finish(true);
+        live.finish(true, false);
         assert!(dir.join("upper").exists());
+        assert!(!dir.join("work").exists());
         assert_eq!(sweep(root.path()).unwrap(), 0);
     }
 

@@ -154,9 +154,20 @@ fn rootless_single_id_map() {
         "{}",
         r.stderr
     );
-    // nothing but the upper dirs left, no lock files
-    for e in std::fs::read_dir(&wr).unwrap().flatten() {
-        assert!(!e.file_name().to_string_lossy().ends_with(".lock"));
+    // the failed run left nothing; the successful one only its upper dir (once the background
+    // cleanup is done)
+    let t0 = std::time::Instant::now();
+    loop {
+        let left: Vec<_> = std::fs::read_dir(&wr)
+            .unwrap()
+            .flatten()
+            .map(|e| super::tree(&e.path()))
+            .collect();
+        if left == [vec!["upper".to_string(), "upper/y".to_string()]] {
+            break;
+        }
+        assert!(t0.elapsed().as_secs() < 10, "{left:?}");
+        std::thread::sleep(std::time::Duration::from_millis(10));
     }
 }
 
