@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use crate::checksum::StatCache;
 use crate::cli::{BuildOptions, ContextSource, Recipe};
-use crate::error::{BuildError, io};
+use crate::error::{BuildError, input, io};
 use crate::exec::{ExecOptions, Executor, StageResult, StepReport, rfc3339};
 use crate::ignore::IgnoreMatcher;
 use crate::progress::Progress;
@@ -131,7 +131,7 @@ fn read_stdin() -> Result<Vec<u8>, BuildError> {
     let mut v = Vec::new();
     std::io::stdin()
         .read_to_end(&mut v)
-        .map_err(io(Path::new("<stdin>")))?;
+        .map_err(input(Path::new("<stdin>")))?;
     Ok(v)
 }
 
@@ -165,7 +165,7 @@ pub fn build(opts: &BuildOptions, progress: &Progress) -> Result<BuildOutcome, B
     // recipe
     let (plan, remfile_path) = match &opts.recipe {
         Recipe::Plan(p) => {
-            let text = std::fs::read_to_string(p).map_err(io(p))?;
+            let text = std::fs::read_to_string(p).map_err(input(p))?;
             (plan_doc(&text, &p.display().to_string())?, None)
         }
         Recipe::PlanStdin => {
@@ -181,7 +181,7 @@ pub fn build(opts: &BuildOptions, progress: &Progress) -> Result<BuildOutcome, B
                     "<stdin>".to_string(),
                 ),
                 (Recipe::Remfile(Some(p)), None) => (
-                    std::fs::read_to_string(p).map_err(io(p))?,
+                    std::fs::read_to_string(p).map_err(input(p))?,
                     Some(p.clone()),
                     p.display().to_string(),
                 ),
@@ -191,7 +191,11 @@ pub fn build(opts: &BuildOptions, progress: &Progress) -> Result<BuildOutcome, B
                     let shown = p
                         .file_name()
                         .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
-                    (std::fs::read_to_string(&p).map_err(io(&p))?, Some(p), shown)
+                    (
+                        std::fs::read_to_string(&p).map_err(input(&p))?,
+                        Some(p),
+                        shown,
+                    )
                 }
             };
             let ast = remfile_parse::parse(&text).map_err(|e| BuildError::Parse {
@@ -222,6 +226,10 @@ pub fn build(opts: &BuildOptions, progress: &Progress) -> Result<BuildOutcome, B
             (plan, path)
         }
     };
+    if opts.pull {
+        progress
+            .warning("--pull: registry pulls are not supported yet; using the images in the store");
+    }
     for w in &plan.warnings {
         match w.line {
             Some(l) => progress.warning(&format!("line {l}: {}", w.message)),

@@ -22,6 +22,14 @@ pub enum BuildError {
         /// The cause.
         source: std::io::Error,
     },
+    /// An input file (Remfile, Plan, stdin) could not be read.
+    #[error("cannot read {path}: {source}")]
+    Input {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
     /// The Remfile does not parse (`FILE:LINE:COL: message`).
     #[error("{file}:{message}")]
     Parse {
@@ -102,6 +110,7 @@ impl BuildError {
         matches!(
             self,
             BuildError::Usage(_)
+                | BuildError::Input { .. }
                 | BuildError::NoRemfile(_)
                 | BuildError::Context(_)
                 | BuildError::Parse { .. }
@@ -116,6 +125,14 @@ impl BuildError {
 /// Shorthand for an I/O error on a path.
 pub(crate) fn io(path: &std::path::Path) -> impl FnOnce(std::io::Error) -> BuildError + '_ {
     move |source| BuildError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// Shorthand for an input-file read error.
+pub(crate) fn input(path: &std::path::Path) -> impl FnOnce(std::io::Error) -> BuildError + '_ {
+    move |source| BuildError::Input {
         path: path.to_path_buf(),
         source,
     }

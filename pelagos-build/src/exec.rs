@@ -128,6 +128,33 @@ fn stage_label(s: &Stage) -> String {
         .unwrap_or_else(|| format!("stage-{}", s.index))
 }
 
+/// The stages a step reads (`COPY --from=<stage>`, `RUN --mount from=<stage>`).
+fn step_stage_deps(step: &Step) -> Vec<usize> {
+    use remfile_plan::{FromRef, RunMount};
+    match &step.op {
+        Op::Copy(c) | Op::Add(c) => match c.from {
+            Some(FromRef::Stage(n)) => vec![n],
+            _ => Vec::new(),
+        },
+        Op::Run(r) => r
+            .mounts
+            .iter()
+            .filter_map(|m| match m {
+                RunMount::Bind {
+                    from: Some(FromRef::Stage(n)),
+                    ..
+                }
+                | RunMount::Cache {
+                    from: Some(FromRef::Stage(n)),
+                    ..
+                } => Some(*n),
+                _ => None,
+            })
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
 fn is_layer_step(step: &Step) -> bool {
     match &step.op {
         Op::Run(_) | Op::Copy(_) | Op::Add(_) => true,
@@ -342,12 +369,16 @@ impl<'a> Executor<'a> {
                 };
                 let layers = img.layers()?;
                 let text = serde_json::to_string(&img.config).unwrap_or_default();
-                let config = remfile_plan::ImageConfig::from_oci_json(&text).map_err(|e| {
+                let mut config = remfile_plan::ImageConfig::from_oci_json(&text).map_err(|e| {
                     BuildError::StepInput {
                         step: name.clone(),
                         message: e.to_string(),
                     }
                 })?;
+                // as the planner does: a base without PATH gets BuildKit's default
+                if config.env_get("PATH").is_none() {
+                    config.env_set("PATH", remfile_plan::config::DEFAULT_PATH);
+                }
                 let d = self.progress.finish(id, Outcome::Done);
                 self.report(StepReport {
                     id,
@@ -410,6 +441,11 @@ impl<'a> Executor<'a> {
                 continue;
             };
             let name = self.step_name(stage.index, i);
+            // wait for the stages this step reads before its timer starts (BuildKit shows a
+            // vertex once its inputs are ready); a failed dependency fails the step below
+            for dep in step_stage_deps(step) {
+                let _ = self.wait_stage(dep);
+            }
             self.progress.start(id, &name);
             let out = crate::steps::execute(self, stage, &st, step, &name, id);
             let out = match out {

@@ -128,3 +128,49 @@ fn missing_base_image_fails_with_exit_1() {
     assert_eq!(o.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&o.stderr).contains("nothere"));
 }
+
+#[test]
+fn plan_pipe_gives_the_same_image_as_a_remfile_build() {
+    let e = Env::new();
+    e.write("f.txt", "x");
+    let text = "FROM busybox:local AS one\nENV A=1 PATH=/opt/bin:$PATH\nCOPY f.txt /f\nFROM one\nLABEL k=v\nCMD [\"sh\"]\n";
+    e.remfile(text);
+    let (direct, _) = e.build_ok(&["-t", "direct"]);
+    // remfile-parse | remfile-plan (without base configs) | pelagos-build --plan -
+    let ast = remfile_parse::parse(text).unwrap();
+    let plan = remfile_plan::plan(
+        &ast,
+        &remfile_plan::PlanOptions::default(),
+        &remfile_plan::NoBases,
+    )
+    .unwrap();
+    let mut c = std::process::Command::new(BIN);
+    c.args([
+        "--store",
+        e.store.to_str().unwrap(),
+        "-q",
+        "--plan",
+        "-",
+        "-t",
+        "piped",
+    ])
+    .arg(&e.ctx);
+    c.stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = c.spawn().unwrap();
+    serde_json::to_writer(child.stdin.take().unwrap(), &plan).unwrap();
+    let o = child.wait_with_output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout).trim(),
+        direct["image_id"].as_str().unwrap()
+    );
+    let bad = std::process::Command::new(BIN)
+        .args(["--store", e.store.to_str().unwrap(), "--plan"])
+        .arg(e.dir.path().join("nope.json"))
+        .arg(&e.ctx)
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(2));
+}
