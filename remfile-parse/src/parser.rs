@@ -115,3 +115,76 @@ pub fn parse(input: &str) -> Result<Remfile, ParseError> {
         instructions,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ast::{Command, Kind};
+
+    fn shell(k: &Kind) -> &str {
+        match k {
+            Kind::Run {
+                command: Command::Shell(s),
+                ..
+            } => s,
+            _ => panic!("not a shell RUN: {k:?}"),
+        }
+    }
+
+    #[test]
+    fn bom_then_directive_is_recognised() {
+        let ast = parse("\u{feff}# escape=`\nFROM a\nRUN x `\n  y\n").unwrap();
+        assert_eq!(ast.directives.escape, '`');
+        assert_eq!(shell(&ast.instructions[1].kind), "x   y");
+    }
+
+    #[test]
+    fn lone_escape_line_joins_following_lines() {
+        let ast = parse("FROM a\n\\\n\nRUN b\n").unwrap();
+        assert_eq!(ast.instructions.len(), 2);
+        assert_eq!(shell(&ast.instructions[1].kind), "b");
+        assert_eq!(ast.instructions[1].span.line, 4);
+    }
+
+    #[test]
+    fn heredoc_span_covers_terminator_and_next_instruction_follows() {
+        let ast = parse("FROM a\nRUN <<A <<B\n1\nA\n2\nB\nRUN c\n").unwrap();
+        let span = ast.instructions[1].span;
+        assert_eq!((span.line, span.end_line, span.end_col), (2, 6, 2));
+        assert_eq!(ast.instructions[2].span.line, 7);
+    }
+
+    #[test]
+    fn heredoc_terminator_with_tabs_needs_strip_tabs() {
+        // without `-`, an indented terminator is body text
+        let e = parse("FROM a\nRUN <<A\n\tA\n").unwrap_err();
+        assert_eq!(e.kind, ErrorKind::UnterminatedHeredoc("A".into()));
+        assert!(parse("FROM a\nRUN <<-A\n\tA\n").is_ok());
+    }
+
+    #[test]
+    fn continuation_at_eof_and_trailing_spaces() {
+        let ast = parse("FROM a\nRUN x \\   \n").unwrap();
+        assert_eq!(shell(&ast.instructions[1].kind), "x");
+    }
+
+    #[test]
+    fn error_position_on_continuation_line() {
+        // `--from` after a source is not a flag: it is a source word
+        let ast = parse("FROM a\nCOPY a \\\n  --from=x b\n").unwrap();
+        match &ast.instructions[1].kind {
+            Kind::Copy { sources, flags, .. } => {
+                assert_eq!(sources.len(), 2);
+                assert_eq!(flags.from, None);
+            }
+            k => panic!("{k:?}"),
+        }
+        let ast = parse("FROM a\nCOPY \\\n  --from=x a b\n").unwrap();
+        match &ast.instructions[1].kind {
+            Kind::Copy { flags, .. } => assert_eq!(flags.from.as_deref(), Some("x")),
+            k => panic!("{k:?}"),
+        }
+        let e = parse("FROM a\nCOPY \\\n  --frm=x a b\n").unwrap_err();
+        assert_eq!((e.line, e.col), (3, 3));
+    }
+}
