@@ -335,7 +335,13 @@ pub(crate) fn fetch_blob(
                 // a clean end before the declared size: a truncated answer
                 failures += 1;
                 if failures > retries {
-                    break;
+                    return Err(RegistryError::invalid(
+                        format!("blob {}", desc.digest),
+                        format!(
+                            "truncated: the registry sent {written} of {} bytes",
+                            desc.size
+                        ),
+                    ));
                 }
             }
             Some(e) => {

@@ -326,6 +326,7 @@ pub(crate) fn prepare_manifest(
 ) -> Result<(Vec<u8>, String, Vec<Descriptor>, usize)> {
     let mut layers = Vec::new();
     let mut recompressed = 0;
+    let mut checked = Vec::new();
     for (layer, diff_id) in image.layers()? {
         super::pull::check_layer_media_type(&layer)?;
         let current = LayerCompression::of_media_type(&layer.media_type).ok_or_else(|| {
@@ -335,23 +336,25 @@ pub(crate) fn prepare_manifest(
             }
         })?;
         let want = popts.compression.unwrap_or(current);
+        // check the format can carry it before doing any work
+        let media_type = match popts.format {
+            PushFormat::Oci => want.oci_media_type(),
+            PushFormat::Docker => want.docker_media_type().ok_or_else(|| {
+                RegistryError::Usage(
+                    "--format docker cannot carry zstd layers (use --compression gzip)".into(),
+                )
+            })?,
+        };
+        checked.push((layer, diff_id, want, current, media_type));
+    }
+    for (layer, diff_id, want, current, media_type) in checked {
         let (mut d, fresh) = if want == current {
             (layer.clone(), false)
         } else {
             recompress_layer(store, &layer, &diff_id, want)?
         };
         recompressed += usize::from(fresh);
-        d.media_type = match popts.format {
-            PushFormat::Oci => want.oci_media_type().to_string(),
-            PushFormat::Docker => want
-                .docker_media_type()
-                .ok_or_else(|| {
-                    RegistryError::Usage(
-                        "--format docker cannot carry zstd layers (use --compression gzip)".into(),
-                    )
-                })?
-                .to_string(),
-        };
+        d.media_type = media_type.to_string();
         d.platform = None;
         layers.push(d);
     }

@@ -70,7 +70,7 @@ pub struct CacheImportReport {
     pub digest: Digest,
     /// Records written into the store's cache index.
     pub records: usize,
-    /// Layer blobs downloaded (others were present).
+    /// Blobs downloaded (the records and the layers not present).
     pub blobs_downloaded: usize,
     /// Bytes downloaded.
     pub bytes_downloaded: u64,
@@ -189,7 +189,7 @@ pub fn import_cache(
     }
     let progress = Progress::new(opts.progress);
     let bar = progress.bar("cache".into(), manifest.config.size);
-    fetch_blob(&client, store, repository, &manifest.config, &scopes, &bar)?;
+    let config_fetched = fetch_blob(&client, store, repository, &manifest.config, &scopes, &bar)?;
     let bytes = store.read_blob(&manifest.config.digest)?;
     let cache: CacheDocument = serde_json::from_slice(&bytes).map_err(|e| {
         RegistryError::invalid(
@@ -211,13 +211,14 @@ pub fn import_cache(
             ));
         }
     }
-    let downloaded = for_each_parallel(&manifest.layers, opts.concurrency, |d| {
+    let mut downloaded = for_each_parallel(&manifest.layers, opts.concurrency, |d| {
         let bar = progress.bar(d.digest.short().to_string(), d.size);
         fetch_blob(&client, store, repository, d, &scopes, &bar)
     })?;
     for e in &cache.records {
         store.cache_put(&e.key, &e.record)?;
     }
+    downloaded.push(config_fetched);
     Ok(CacheImportReport {
         version: 1,
         reference: src.to_string(),

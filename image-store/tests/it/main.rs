@@ -7,5 +7,6 @@ mod cli;
 mod crash;
 mod helpers;
 mod privileged;
+mod registry;
 mod validate;
 mod verify;
