@@ -20,7 +20,7 @@ use crate::store::Store;
 /// Options shared by the registry commands.
 #[derive(Debug, Clone, Args)]
 pub struct NetArgs {
-    /// Allow plain HTTP / unverified TLS for this registry (host[:port]); repeatable.
+    /// Allow plain HTTP / unverified TLS for this registry (`host[:port]`); repeatable.
     /// localhost and 127.0.0.0/8 are always allowed.
     #[arg(long = "insecure-registry", value_name = "HOST[:PORT]")]
     pub insecure_registry: Vec<String>,

@@ -10,7 +10,7 @@ pub const DOCKER_HUB_HOST: &str = "registry-1.docker.io";
 pub struct Endpoint {
     /// The registry as references name it (`docker.io`, `127.0.0.1:5000`).
     pub registry: String,
-    /// The host[:port] contacted (`registry-1.docker.io`, `127.0.0.1:5000`).
+    /// The `host[:port]` contacted (`registry-1.docker.io`, `127.0.0.1:5000`).
     pub host: String,
     /// Plain HTTP (and TLS without verification) allowed.
     pub insecure: bool,

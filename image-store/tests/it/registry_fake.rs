@@ -2,6 +2,7 @@
 //! serve a wrong digest or a truncated body, fail with 503/429, serve nested indexes.
 
 use std::collections::HashMap;
+use std::fmt::Write as _;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -135,12 +136,13 @@ fn serve(conn: TcpStream, handler: &Handler, log: &Mutex<Vec<Request>>) {
     let mut out = conn;
     let mut head = format!("HTTP/1.1 {} X\r\n", resp.status);
     for (k, v) in &resp.headers {
-        head.push_str(&format!("{k}: {v}\r\n"));
+        let _ = write!(head, "{k}: {v}\r\n");
     }
-    head.push_str(&format!(
+    let _ = write!(
+        head,
         "content-length: {}\r\nconnection: close\r\n\r\n",
         resp.body.len()
-    ));
+    );
     let _ = out.write_all(head.as_bytes());
     if req.method != "HEAD" {
         let n = resp

@@ -132,7 +132,7 @@ impl CutProxy {
                 // server → client
                 std::thread::spawn(move || pipe(s2, c2, None));
                 let (cd, sent) = (cd.clone(), sent.clone());
-                std::thread::spawn(move || pipe(client, server, Some((cd, sent, cut_after))));
+                std::thread::spawn(move || pipe(client, server, Some(&(cd, sent, cut_after))));
             }
         });
         CutProxy {
@@ -157,7 +157,7 @@ impl Drop for CutProxy {
 fn pipe(
     mut from: TcpStream,
     mut to: TcpStream,
-    cut: Option<(Arc<AtomicBool>, Arc<AtomicU64>, u64)>,
+    cut: Option<&(Arc<AtomicBool>, Arc<AtomicU64>, u64)>,
 ) {
     let mut buf = vec![0u8; 16 << 10];
     loop {
@@ -165,7 +165,7 @@ fn pipe(
             Ok(0) | Err(_) => break,
             Ok(n) => n,
         };
-        if let Some((done, sent, after)) = &cut {
+        if let Some((done, sent, after)) = cut {
             let total = sent.fetch_add(n as u64, Ordering::Relaxed) + n as u64;
             if total > *after && !done.swap(true, Ordering::Relaxed) {
                 let _ = from.shutdown(Shutdown::Both);
