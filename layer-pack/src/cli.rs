@@ -52,7 +52,7 @@ pub enum FormatArg {
 /// Arguments of `layer-pack pack`.
 #[derive(Debug, Args)]
 pub struct PackArgs {
-    /// Directory to pack; without it, an ns-run result document on stdin names it (`upper`)
+    /// Directory to pack; without it, an ns-run result document on stdin gives `upper` (and, for rootless runs, `uid_map`/`gid_map`, which also imply --userxattr with --overlay-upper)
     pub dir: Option<PathBuf>,
     /// DIR is an overlayfs upper dir: convert its whiteouts to OCI whiteouts
     #[arg(long)]
@@ -105,6 +105,33 @@ pub struct UnpackArgs {
     /// Fail, leaving DIR as it was, unless the blob's sha256 is this
     #[arg(long)]
     pub expect_digest: Option<String>,
+}
+
+/// The parts of an ns-run result document `pack` uses.
+#[derive(Debug, Default, serde::Deserialize)]
+struct RunDoc {
+    upper: PathBuf,
+    #[serde(default)]
+    uid_map: Vec<RunIdMapping>,
+    #[serde(default)]
+    gid_map: Vec<RunIdMapping>,
+}
+
+#[derive(Debug, serde::Deserialize)]
+struct RunIdMapping {
+    container_id: u32,
+    host_id: u32,
+    size: u32,
+}
+
+impl RunIdMapping {
+    fn range(&self) -> IdRange {
+        IdRange {
+            container: self.container_id,
+            host: self.host_id,
+            len: self.size,
+        }
+    }
 }
 
 fn parse_ranges(specs: &[String]) -> anyhow::Result<Vec<IdRange>> {
@@ -162,28 +189,27 @@ fn pack_code(e: &PackError) -> u8 {
 
 /// Runs `pack`.
 pub fn pack(a: &PackArgs) -> Result<LayerDescriptor, CliError> {
+    let mut from_doc = RunDoc::default();
     let dir = if let Some(d) = &a.dir {
         d.clone()
     } else {
-        {
-            let mut doc = String::new();
-            io::stdin()
-                .read_to_string(&mut doc)
-                .context("reading stdin")
-                .map_err(usage)?;
-            let v: serde_json::Value = serde_json::from_str(&doc)
-                .context("stdin is not an ns-run result document")
-                .map_err(usage)?;
-            let upper = v.get("upper").and_then(|u| u.as_str());
-            PathBuf::from(
-                upper
-                    .context("no DIR given and no \"upper\" in the document on stdin")
-                    .map_err(usage)?,
-            )
-        }
+        let mut doc = String::new();
+        io::stdin()
+            .read_to_string(&mut doc)
+            .context("reading stdin")
+            .map_err(usage)?;
+        from_doc = serde_json::from_str(&doc)
+            .context("no DIR given and stdin is not an ns-run result document with \"upper\"")
+            .map_err(usage)?;
+        from_doc.upper.clone()
     };
-    let uids = parse_ranges(&a.uid_map).map_err(usage)?;
-    let gids = parse_ranges(&a.gid_map).map_err(usage)?;
+    let mut uids = parse_ranges(&a.uid_map).map_err(usage)?;
+    let mut gids = parse_ranges(&a.gid_map).map_err(usage)?;
+    let rootless_run = !from_doc.uid_map.is_empty();
+    if uids.is_empty() && gids.is_empty() && rootless_run {
+        uids = from_doc.uid_map.iter().map(RunIdMapping::range).collect();
+        gids = from_doc.gid_map.iter().map(RunIdMapping::range).collect();
+    }
     let opts = PackOptions {
         compression: match a.compression {
             CompressionArg::Gzip => Compression::Gzip,
@@ -192,7 +218,7 @@ pub fn pack(a: &PackArgs) -> Result<LayerDescriptor, CliError> {
         },
         level: a.level,
         overlay_upper: a.overlay_upper,
-        userxattr: a.userxattr,
+        userxattr: a.userxattr || (a.overlay_upper && rootless_run),
         source_date_epoch: match a.source_date_epoch {
             Some(s) => Some(s),
             None => match std::env::var("SOURCE_DATE_EPOCH") {
@@ -212,6 +238,16 @@ pub fn pack(a: &PackArgs) -> Result<LayerDescriptor, CliError> {
         error: e.into(),
     };
     if let Some(out) = &a.output {
+        // Devices and pipes (/dev/null, a FIFO) are written in place, never replaced.
+        if std::fs::metadata(out).is_ok_and(|m| !m.is_file()) {
+            let f = std::fs::OpenOptions::new()
+                .write(true)
+                .open(out)
+                .with_context(|| format!("cannot open {}", out.display()))
+                .map_err(failed)?;
+            return crate::pack_dir(&dir, &opts, io::BufWriter::with_capacity(1 << 20, f))
+                .map_err(wrap);
+        }
         let tmp_dir = out
             .parent()
             .filter(|p| !p.as_os_str().is_empty())

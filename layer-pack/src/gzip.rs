@@ -58,7 +58,8 @@ impl<W: Write> ParallelGzip<W> {
         let threads = threads.max(1);
         // Fixed header: no name, mtime 0, no extra flags, OS unknown.
         out.write_all(&[0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff])?;
-        let max_in_flight = threads * 2 + 1;
+        // Deep enough that workers never wait for the writer, even when descheduled on a busy host.
+        let max_in_flight = threads * 16 + 4;
         let (job_tx, job_rx) = bounded::<Job>(max_in_flight);
         let (done_tx, done_rx) = bounded::<Done>(max_in_flight);
         let mut workers = Vec::with_capacity(threads);
@@ -217,6 +218,8 @@ pub(crate) fn deflate_block(
     if level == 0 || looks_incompressible(data) {
         return Ok(stored(data, last));
     }
+    // A fresh state per block: zlib-rs' reset() can leave match state behind, which made the
+    // output depend on which blocks a worker had compressed before (thread count).
     *c = Compress::new(flate2::Compression::new(level), false);
     if !dict.is_empty() {
         c.set_dictionary(dict).map_err(io::Error::other)?;

@@ -208,3 +208,40 @@ fn unpack_reports_and_refuses() {
         .unwrap();
     assert!(out.status.success());
 }
+
+#[test]
+fn a_rootless_run_document_brings_its_id_maps_and_userxattr() {
+    let t = tmp();
+    let upper = t.path().join("upper");
+    write(&upper.join("d/new"), b"n");
+    xattr::set(upper.join("d"), "user.overlay.opaque", b"y").unwrap();
+    let uid = rustix::process::getuid().as_raw();
+    let gid = rustix::process::getgid().as_raw();
+    let doc = serde_json::json!({
+        "version": 1, "exit_code": 0, "upper": upper,
+        "uid_map": [{"container_id": 0, "host_id": uid, "size": 1}],
+        "gid_map": [{"container_id": 0, "host_id": gid, "size": 1}],
+    });
+    let blob = t.path().join("l.tar");
+    let mut child = bin()
+        .args(["pack", "--overlay-upper", "--compression", "none", "-o"])
+        .arg(&blob)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(doc.to_string().as_bytes())
+        .unwrap();
+    assert!(child.wait_with_output().unwrap().status.success());
+    let data = fs::read(&blob).unwrap();
+    let names: Vec<String> = list_tar(&data).into_iter().map(|e| e.0).collect();
+    assert_eq!(names, ["d/", "d/.wh..wh..opq", "d/new"]);
+    let mut a = tar::Archive::new(data.as_slice());
+    for e in a.entries().unwrap() {
+        assert_eq!(e.unwrap().header().uid().unwrap(), 0);
+    }
+}
