@@ -45,6 +45,8 @@ pub(crate) struct Applier<'a> {
     root_meta: Option<(u32, i64)>,
     entries: u64,
     whiteouts: u64,
+    /// Copy buffer for file contents.
+    buf: Vec<u8>,
 }
 
 fn refused(entry: &[u8], reason: impl Into<String>) -> UnpackError {
@@ -116,6 +118,7 @@ impl<'a> Applier<'a> {
             root_meta: None,
             entries: 0,
             whiteouts: 0,
+            buf: vec![0u8; 256 * 1024],
         })
     }
 
@@ -287,6 +290,10 @@ impl<'a> Applier<'a> {
         let keep_dir = h.ty == Ty::Dir && existing == Some(FileType::Directory);
         if existing.is_some() && !keep_dir && h.ty != Ty::Hardlink {
             self.remove(&dir, &leaf, &comps)?;
+            if existing == Some(FileType::Directory) {
+                // The cached parent may lie inside what was just removed.
+                self.cache = None;
+            }
         }
         self.created.insert(path.clone());
         match h.ty {
@@ -303,20 +310,25 @@ impl<'a> Applier<'a> {
                 )
                 .map_err(|e| self.io(&comps, e))?;
                 let mut f = std::fs::File::from(fd);
-                let mut buf = vec![0u8; 256 * 1024];
-                loop {
+                let mut buf = std::mem::take(&mut self.buf);
+                let copied = loop {
                     let n = tr
                         .read_content(&mut buf)
                         .map_err(|e| UnpackError::Malformed {
                             entry: String::from_utf8_lossy(&h.path).into_owned(),
                             reason: format!("truncated content: {e}"),
-                        })?;
-                    if n == 0 {
-                        break;
+                        });
+                    let n = match n {
+                        Ok(0) => break Ok(()),
+                        Ok(n) => n,
+                        Err(e) => break Err(e),
+                    };
+                    if let Err(e) = f.write_all(buf.get(..n).unwrap_or_default()) {
+                        break Err(self.io(&comps, e));
                     }
-                    f.write_all(buf.get(..n).unwrap_or_default())
-                        .map_err(|e| self.io(&comps, e))?;
-                }
+                };
+                self.buf = buf;
+                copied?;
                 if uid.is_some() {
                     fchown(&f, uid, gid).map_err(|e| self.io(&comps, e))?;
                 }
@@ -435,8 +447,25 @@ impl<'a> Applier<'a> {
         target: &[u8],
     ) -> Result<(), UnpackError> {
         self.whiteouts += 1;
-        let dir = self.parent(comps, &h.path)?;
+        if target != b".wh..opq"
+            && (target.is_empty() || target == b"." || target == b".." || target.contains(&b'/'))
+        {
+            return Err(refused(&h.path, "invalid whiteout name"));
+        }
         let parent = comps.get(..comps.len() - 1).unwrap_or_default();
+        if self.overlay_prefix().is_none() {
+            // Flattening: a whiteout under a directory that does not exist deletes nothing.
+            match self.open_dir(parent, &h.path, false) {
+                Err(UnpackError::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound => {
+                    return Ok(());
+                }
+                Err(e) => return Err(e),
+                Ok(_) => {}
+            }
+        }
+        let dir = self.parent(comps, &h.path)?;
+        // Removals below may take away the directory of the cached parent.
+        self.cache = None;
         if target == b".wh..opq" {
             match self.overlay_prefix() {
                 None => {
@@ -462,9 +491,6 @@ impl<'a> Applier<'a> {
                 }
             }
             return Ok(());
-        }
-        if target.is_empty() || target == b"." || target == b".." || target.contains(&b'/') {
-            return Err(refused(&h.path, "invalid whiteout name"));
         }
         let mut tcomps = parent.to_vec();
         tcomps.push(target.to_vec());

@@ -210,3 +210,21 @@ fn pax_path_is_checked_too() {
     ]);
     refuse(&l, |_| {}, "../../evil", "'..'");
 }
+
+#[test]
+fn a_directory_replaced_by_a_symlink_mid_archive_is_not_written_through() {
+    let t = tmp();
+    let root = t.path().join("root");
+    fs::create_dir_all(t.path().join("outside")).unwrap();
+    let l = raw_tar(&[
+        (raw_header(b"d/", b'5', 0, b""), b""),
+        (raw_header(b"d/a", b'0', 1, b""), b"a"),
+        (raw_header(b"d", b'2', 0, b"../outside"), b""),
+        (raw_header(b"d/b", b'0', 1, b""), b"b"),
+    ]);
+    let err = unpack(l.as_slice(), &root, &unpack_opts())
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("d/b") && err.contains("symlink"), "{err}");
+    assert_eq!(fs::read_dir(t.path().join("outside")).unwrap().count(), 0);
+}

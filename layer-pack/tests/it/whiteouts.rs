@@ -280,3 +280,16 @@ fn overlay_unpack_writes_overlay_whiteouts_and_opaque_xattrs() {
     assert!(out.join("d/new").exists());
     assert!(!out.join("d/.wh..wh..opq").exists());
 }
+
+#[test]
+fn plain_whiteouts_under_missing_directories_create_nothing() {
+    let t = tmp();
+    let root = t.path().join("root");
+    let layer = raw_tar(&[
+        (raw_header(b"no/such/.wh.x", b'0', 0, b""), b""),
+        (raw_header(b"gone/.wh..wh..opq", b'0', 0, b""), b""),
+    ]);
+    let rep = unpack(layer.as_slice(), &root, &unpack_opts()).unwrap();
+    assert_eq!(rep.whiteouts, 2);
+    assert_eq!(fs::read_dir(&root).unwrap().count(), 0);
+}
