@@ -103,6 +103,10 @@ fn push_pull_round_trip_identical_digests_and_skips_present_blobs() {
     // the pulled image is in the store under the reference, intact
     let insp = b.json(&["inspect", &dest]);
     assert_eq!(insp["manifest_descriptor"]["digest"], p["digest"]);
+    // the layers unpack on demand (verified against the config's diff_ids)
+    let lowers = b.json(&["lowers", &dest]);
+    let lower = lowers["lowers"][0].as_str().unwrap();
+    assert!(Path::new(lower).join("bin/busybox").is_file(), "{lowers}");
     b.fsck_clean();
     // by digest: resolved, not tagged
     let by_digest = format!(
@@ -554,6 +558,18 @@ fn bearer_token_flow_anonymous_and_with_credentials() {
         move |req| {
             let realm = realm_cell.get().cloned().unwrap_or_default();
             let path = req.path.split('?').next().unwrap_or("");
+            if path == "/token" && req.method == "POST" {
+                // OAuth2 refresh-token grant (identity tokens)
+                let form = String::from_utf8_lossy(&req.body).to_string();
+                if form.contains("grant_type=refresh_token")
+                    && form.contains("refresh_token=ident-tok")
+                    && form.contains("service=fake-registry")
+                {
+                    let scope = form.split("scope=").nth(1).unwrap_or("none").to_string();
+                    return Response::new(200, format!(r#"{{"access_token":"T-{scope}"}}"#));
+                }
+                return Response::new(401, "{}");
+            }
             if path == "/token" {
                 // private/* needs the right basic credentials
                 if req.path.contains("private")
@@ -630,6 +646,20 @@ fn bearer_token_flow_anonymous_and_with_credentials() {
             );
         }
     }
+    // an identity token goes through the refresh-token POST
+    let mut ident = opts();
+    ident
+        .credentials
+        .explicit
+        .push((srv.addr(), Credential::new("<token>", "ident-tok")));
+    let d3 = tempfile::tempdir().unwrap();
+    let s3 = Store::open(d3.path()).unwrap();
+    pull(&s3, &fake_ref(&srv, "tok/app:1"), &ident).unwrap();
+    assert!(
+        srv.requests()
+            .iter()
+            .any(|r| r.method == "POST" && r.path == "/token")
+    );
     let mut bad = opts();
     bad.credentials
         .explicit
@@ -925,4 +955,42 @@ fn missing_image_and_unreachable_registry_fail_with_exit_1() {
         .output()
         .unwrap();
     assert_eq!(o.status.code(), Some(1));
+}
+
+/// The first non-loopback IPv4 address of this machine (`hostname -I`).
+fn local_address() -> String {
+    let o = std::process::Command::new("hostname")
+        .arg("-I")
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&o.stdout)
+        .split_whitespace()
+        .find(|a| {
+            a.parse::<std::net::Ipv4Addr>()
+                .is_ok_and(|ip| !ip.is_loopback())
+        })
+        .expect("this test needs a non-loopback IPv4 address on this machine")
+        .to_string()
+}
+
+#[test]
+fn plain_http_only_for_loopback_or_insecure_registries() {
+    let mut c = Content::default();
+    add_image(&mut c, "plain/app", Some("1"), b"x", "linux/amd64");
+    let srv = FakeServer::start_on(&local_address(), move |req| c.serve(req));
+    let t = TestStore::new();
+    let r = format!("{}/plain/app:1", srv.addr());
+    // a private address is not insecure by default: TLS only, never a plain HTTP request
+    let (ok, _, err) = cli(&t, &["pull", "-q", "--retries", "0", &r]);
+    assert!(!ok, "pulled over plain HTTP from a private address");
+    assert!(err.contains("https://"), "{err}");
+    assert!(
+        srv.requests().is_empty(),
+        "plain HTTP was used: {:?}",
+        srv.requests()
+    );
+    // listed as insecure: https is tried, then plain HTTP
+    let v = cli_ok(&t, &["pull", "-q", "--insecure-registry", &srv.addr(), &r]);
+    assert_eq!(v["layers"], 1);
+    assert!(!srv.requests().is_empty());
 }

@@ -13,6 +13,7 @@ pub struct Request {
     pub method: String,
     pub path: String,
     pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
 }
 
 impl Request {
@@ -51,6 +52,7 @@ impl Response {
 type Handler = dyn Fn(&Request) -> Response + Send + Sync;
 
 pub struct FakeServer {
+    pub ip: String,
     pub port: u16,
     pub log: Arc<Mutex<Vec<Request>>>,
     stop: Arc<AtomicBool>,
@@ -58,7 +60,15 @@ pub struct FakeServer {
 
 impl FakeServer {
     pub fn start(handler: impl Fn(&Request) -> Response + Send + Sync + 'static) -> FakeServer {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        Self::start_on("127.0.0.1", handler)
+    }
+
+    /// Listens on `ip` (an address of this machine), on a free port.
+    pub fn start_on(
+        ip: &str,
+        handler: impl Fn(&Request) -> Response + Send + Sync + 'static,
+    ) -> FakeServer {
+        let listener = TcpListener::bind((ip, 0)).unwrap();
         let port = listener.local_addr().unwrap().port();
         let stop = Arc::new(AtomicBool::new(false));
         let log = Arc::new(Mutex::new(Vec::new()));
@@ -74,11 +84,16 @@ impl FakeServer {
                 std::thread::spawn(move || serve(conn, &*h, &lg));
             }
         });
-        FakeServer { port, log, stop }
+        FakeServer {
+            ip: ip.to_string(),
+            port,
+            log,
+            stop,
+        }
     }
 
     pub fn addr(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
+        format!("{}:{}", self.ip, self.port)
     }
 
     pub fn requests(&self) -> Vec<Request> {
@@ -89,7 +104,7 @@ impl FakeServer {
 impl Drop for FakeServer {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
-        let _ = TcpStream::connect(("127.0.0.1", self.port));
+        let _ = TcpStream::connect((self.ip.as_str(), self.port));
     }
 }
 
@@ -120,16 +135,19 @@ fn serve(conn: TcpStream, handler: &Handler, log: &Mutex<Vec<Request>>) {
             headers.push((k.trim().to_string(), v.trim().to_string()));
         }
     }
-    let req = Request {
+    let mut req = Request {
         method: method.to_string(),
         path: path.to_string(),
         headers,
+        body: Vec::new(),
     };
     if let Some(n) = req
         .header("content-length")
         .and_then(|v| v.parse::<u64>().ok())
     {
-        let _ = std::io::copy(&mut (&mut r).take(n), &mut std::io::sink());
+        let mut body = Vec::new();
+        let _ = (&mut r).take(n).read_to_end(&mut body);
+        req.body = body;
     }
     log.lock().unwrap().push(req.clone());
     let resp = handler(&req);
