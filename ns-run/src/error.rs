@@ -46,6 +46,9 @@ pub enum RunError {
         /// A readable message (`strerror` of the errno, or a description).
         message: String,
     },
+    /// The image of `--image` could not be resolved in the store.
+    #[error("image: {0}")]
+    Image(String),
     /// The container init died without reporting a status.
     #[error("container init failed: {0}")]
     Init(String),

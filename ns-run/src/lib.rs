@@ -27,6 +27,7 @@
 mod caps;
 mod error;
 mod exec;
+mod image;
 mod init;
 mod layers;
 mod net;
@@ -40,6 +41,7 @@ mod workdir;
 use std::path::{Path, PathBuf};
 
 pub use error::RunError;
+pub use image::image_lowers;
 pub use spec::{IdMapping, MountSpec, Network, Output, OverlayDriver, RunResult, RunSpec};
 
 /// Runs `spec` and waits for the command. Safe to call from several threads at once.
@@ -56,10 +58,17 @@ pub fn init_if_requested() {
     }
 }
 
-/// The default work root: `$PELAGOS_STORE/tmp`, else `/var/lib/pelagos/tmp` as root, else
-/// `$XDG_DATA_HOME/pelagos/tmp` (or `~/.local/share/pelagos/tmp`).
+/// The default work root: `runs/` in the default store root (`$PELAGOS_STORE/runs`, else
+/// `/var/lib/pelagos/runs` as root, else `$XDG_DATA_HOME/pelagos/runs` or
+/// `~/.local/share/pelagos/runs`).
 pub fn default_work_root() -> PathBuf {
-    parent::default_work_root()
+    image::work_root_in(&image_store::Store::default_root())
+}
+
+/// The work root for a given store root: `ROOT/runs` (never `ROOT/tmp`, whose unowned entries
+/// image-store's gc and fsck remove).
+pub fn work_root_for_store(store_root: &Path) -> PathBuf {
+    image::work_root_in(store_root)
 }
 
 /// Removes run dirs under `work_root` left behind by runs that were killed (their lock file

@@ -13,11 +13,17 @@ struct Cli {
     /// Lower dir of the overlay (repeatable, top-most first).
     #[arg(long = "lower", value_name = "DIR")]
     lowers: Vec<PathBuf>,
+    /// Image whose layers are the lower dirs (instead of --lower), from the image-store store.
+    #[arg(long, value_name = "REF", conflicts_with = "lowers")]
+    image: Option<String>,
+    /// Store root for --image (default: $PELAGOS_STORE, /var/lib/pelagos as root,
+    /// ~/.local/share/pelagos otherwise); the default work root is STORE/runs.
+    #[arg(long, value_name = "DIR")]
+    store: Option<PathBuf>,
     /// Keep the changes in this upper dir (default: a fresh dir under the work root).
     #[arg(long, value_name = "DIR")]
     upper: Option<PathBuf>,
-    /// Where scratch run dirs go (default: $PELAGOS_STORE/tmp, /var/lib/pelagos/tmp as root,
-    /// ~/.local/share/pelagos/tmp otherwise).
+    /// Where run dirs go (default: STORE/runs of the store root above).
     #[arg(long, value_name = "DIR")]
     work_root: Option<PathBuf>,
     /// Environment variable for the command (repeatable; the environment is exactly these
@@ -124,10 +130,23 @@ fn main() -> ExitCode {
         // SAFETY: the handler only calls the async-signal-safe forward_signal.
         unsafe { libc::signal(s, on_signal as *const () as libc::sighandler_t) };
     }
+    let lowers = match &cli.image {
+        Some(r) => match ns_run::image_lowers(cli.store.as_deref(), r) {
+            Ok(l) => l,
+            Err(e) => {
+                eprintln!("ns-run: error: {e}");
+                return ExitCode::from(if e.is_input_error() { 2 } else { 1 });
+            }
+        },
+        None => cli.lowers,
+    };
+    let work_root = cli
+        .work_root
+        .or_else(|| cli.store.as_deref().map(ns_run::work_root_for_store));
     let spec = RunSpec {
-        lowers: cli.lowers,
+        lowers,
         upper: cli.upper,
-        work_root: cli.work_root,
+        work_root,
         argv: cli.command,
         env: cli.env,
         workdir: cli.workdir,

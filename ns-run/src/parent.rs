@@ -4,7 +4,7 @@ use std::ffi::CString;
 use std::fs;
 use std::io::{self, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicI32, Ordering};
 
 use crate::RunError;
@@ -473,20 +473,4 @@ impl Drop for Waiter {
             libc::waitpid(self.0, std::ptr::null_mut(), libc::__WALL);
         }
     }
-}
-
-/// The default work root (see [`crate::default_work_root`]).
-pub(crate) fn default_work_root() -> PathBuf {
-    if let Some(s) = std::env::var_os("PELAGOS_STORE").filter(|s| !s.is_empty()) {
-        return PathBuf::from(s).join("tmp");
-    }
-    if rustix::process::geteuid().is_root() {
-        return PathBuf::from("/var/lib/pelagos/tmp");
-    }
-    let data = std::env::var_os("XDG_DATA_HOME")
-        .filter(|s| !s.is_empty())
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")))
-        .unwrap_or_else(|| PathBuf::from("/tmp"));
-    data.join("pelagos/tmp")
 }

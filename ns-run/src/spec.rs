@@ -18,8 +18,8 @@ pub struct RunSpec {
     /// reported in [`RunResult::upper`] and left for the caller to remove. A given dir must be on
     /// the same file system as the work root (overlayfs needs upper and work dir together).
     pub upper: Option<PathBuf>,
-    /// Where per-run scratch dirs go (`run-*` dirs and `run-*.lock` files). `None`:
-    /// [`default_work_root`](crate::default_work_root).
+    /// Where per-run dirs go (`run-*`). `None`: [`default_work_root`](crate::default_work_root).
+    /// Must be on the upper dir's file system when `upper` is given.
     pub work_root: Option<PathBuf>,
     /// The command and its arguments (`argv[0]` is looked up in the command's `PATH` when it
     /// has no `/`). Must not be empty.

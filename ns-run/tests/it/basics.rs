@@ -193,3 +193,47 @@ fn caller_upper_dir_is_used_and_kept() {
     assert_eq!(r.upper(), up);
     assert_eq!(std::fs::read_to_string(up.join("f")).unwrap(), "1\n");
 }
+
+#[test]
+#[ignore = "needs root: namespaces, overlayfs, snapshot unpack with device nodes"]
+fn image_from_the_store() {
+    let w = work_root();
+    let store_root = w.path().join("store");
+    let store = image_store::Store::open(&store_root).unwrap();
+    let tar = busybox().parent().unwrap().join("busybox.tar");
+    let opts = image_store::ImportOptions {
+        reference: Some(image_store::Reference::parse("bb:local").unwrap()),
+        ..Default::default()
+    };
+    store
+        .import_tar(std::fs::File::open(tar).unwrap(), &opts)
+        .unwrap();
+    drop(store);
+    let o = Command::new(BIN)
+        .arg("--store")
+        .arg(&store_root)
+        .args([
+            "--image",
+            "bb:local",
+            "--",
+            "sh",
+            "-c",
+            "echo img > /i; cat /etc/group | head -1",
+        ])
+        .output()
+        .unwrap();
+    let r: super::Run = o.into();
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(r.stderr, "root:x:0:\n");
+    // runs live in STORE/runs, never in STORE/tmp (image-store's gc owns that)
+    assert!(r.upper().starts_with(store_root.join("runs")));
+    assert_eq!(tree(&r.upper()), ["i"]);
+    let o = Command::new(BIN)
+        .arg("--store")
+        .arg(&store_root)
+        .args(["--image", "nope:1", "--", "true"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).starts_with("ns-run: error: image: nope:1"));
+}
