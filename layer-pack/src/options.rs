@@ -69,7 +69,7 @@ pub struct IdRange {
 }
 
 /// Host → container id mapping used when packing a tree written by a rootless container.
-/// An id outside every range is an error ([`PackError::UnmappedId`]).
+/// An id outside every range is an error ([`crate::PackError::UnmappedId`]).
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct IdMap {
     /// uid ranges.
