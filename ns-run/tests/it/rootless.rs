@@ -197,3 +197,43 @@ fn rootless_fuse_overlayfs() {
     assert_eq!(std::fs::read_to_string(up.join("f")).unwrap(), "f\n");
     assert!(std::fs::symlink_metadata(up.join("bin/ls")).is_ok());
 }
+
+#[test]
+#[ignore = "needs root: creates users, makes /dev/net/tun usable by them (0666, the Debian default)"]
+fn rootless_slirp_and_pasta_reach_host_loopback() {
+    let m = std::fs::metadata("/dev/net/tun").unwrap();
+    if m.mode() & 0o006 != 0o006 {
+        std::fs::set_permissions(
+            "/dev/net/tun",
+            std::os::unix::fs::PermissionsExt::from_mode(0o666),
+        )
+        .unwrap();
+    }
+    user("nsrun-sub", true);
+    let (_d, low, wr) = home("nsrun-sub");
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for s in l.incoming().flatten() {
+            let mut s = s;
+            let mut b = [0u8; 1024];
+            let _ = std::io::Read::read(&mut s, &mut b);
+            let _ = std::io::Write::write_all(
+                &mut s,
+                b"HTTP/1.0 200 OK\r\nContent-Length: 4\r\n\r\npong",
+            );
+        }
+    });
+    let r = run(
+        "nsrun-sub",
+        &low,
+        &wr,
+        &["--network", "slirp"],
+        &format!("wget -q -O - http://10.0.2.2:{port}/"),
+    );
+    assert_eq!((r.code, r.stderr.as_str()), (0, "pong"));
+    let script =
+        format!("gw=$(ip route | awk '/^default/ {{print $3}}'); wget -q -O - http://$gw:{port}/");
+    let r = run("nsrun-sub", &low, &wr, &["--network", "pasta"], &script);
+    assert_eq!((r.code, r.stderr.as_str()), (0, "pong"));
+}
