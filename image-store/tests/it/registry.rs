@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use image_store::registry::{
     Credential, CredentialStore, LayerCompression, RegistryError, RegistryOptions, export_cache,
-    import_cache, pull, recompress_layer,
+    import_cache, login, pull, recompress_layer,
 };
 use image_store::{
     CacheRecord, Descriptor, Digest, MEDIA_TYPE_CONFIG, MEDIA_TYPE_DOCKER_LIST,
@@ -571,9 +571,9 @@ fn bearer_token_flow_anonymous_and_with_credentials() {
                 return Response::new(401, "{}");
             }
             if path == "/token" {
-                // private/* needs the right basic credentials
-                if req.path.contains("private")
-                    && req.header("authorization") != Some(basic.as_str())
+                // private/* needs the right basic credentials; wrong ones never pass
+                let auth = req.header("authorization");
+                if (req.path.contains("private") || auth.is_some()) && auth != Some(basic.as_str())
                 {
                     return Response::new(401, "{}");
                 }
@@ -585,9 +585,9 @@ fn bearer_token_flow_anonymous_and_with_credentials() {
                     .to_string();
                 return Response::new(200, format!(r#"{{"token":"T-{scope}","expires_in":300}}"#));
             }
-            let ok = req
-                .header("authorization")
-                .is_some_and(|a| a.starts_with("Bearer T-") && a.contains("pull"));
+            let ok = req.header("authorization").is_some_and(|a| {
+                a.starts_with("Bearer T-") && (path == "/v2/" || a.contains("pull"))
+            });
             if !ok {
                 return Response::new(401, r#"{"errors":[{"code":"UNAUTHORIZED"}]}"#).header(
                     "www-authenticate",
@@ -646,6 +646,21 @@ fn bearer_token_flow_anonymous_and_with_credentials() {
             );
         }
     }
+    // login checks the credentials with the token server before storing them
+    let cfg = tempfile::tempdir().unwrap();
+    let mut lo = opts();
+    lo.credentials.config_dir = Some(cfg.path().to_path_buf());
+    let err = login(&srv.addr(), &Credential::new(USER, "nope"), &lo).unwrap_err();
+    assert!(matches!(err, RegistryError::Auth { .. }), "{err}");
+    assert!(!cfg.path().join("config.json").exists());
+    login(&srv.addr(), &Credential::new(USER, PASSWORD), &lo).unwrap();
+    assert_eq!(
+        lo.credentials.lookup(&srv.addr()).unwrap(),
+        Some(Credential::new(USER, PASSWORD))
+    );
+    let d4 = tempfile::tempdir().unwrap();
+    let s4 = Store::open(d4.path()).unwrap();
+    pull(&s4, &fake_ref(&srv, "private/app:1"), &lo).unwrap();
     // an identity token goes through the refresh-token POST
     let mut ident = opts();
     ident
