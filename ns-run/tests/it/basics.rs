@@ -237,3 +237,25 @@ fn image_from_the_store() {
     assert_eq!(o.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&o.stderr).starts_with("ns-run: error: image: nope:1"));
 }
+
+#[test]
+#[ignore = "needs root: namespaces and overlayfs"]
+fn many_long_lowers_exceed_the_mount_option_limit() {
+    let w = work_root();
+    let mut args: Vec<String> = Vec::new();
+    for i in 0..60 {
+        let d = w.path().join(format!("layer-{i:03}-{}", "x".repeat(80)));
+        std::fs::create_dir(&d).unwrap();
+        std::fs::write(d.join(format!("f{i}")), format!("{i}")).unwrap();
+        args.push("--lower".into());
+        args.push(d.to_string_lossy().into_owned());
+    }
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    let r = ns(
+        w.path(),
+        &refs,
+        &["sh", "-c", "cat /f0 /f59; ls / | grep -c '^f'"],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(r.stderr, "05960\n");
+}
