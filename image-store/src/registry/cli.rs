@@ -166,7 +166,7 @@ pub fn run_pull(store: &Store, args: &PullArgs) -> Result<PullReport> {
     let reference = Reference::parse(&args.reference)?;
     let mut opts = args.net.options();
     if let Some(p) = &args.platform {
-        opts.platform = Platform::parse(p).map_err(|e| RegistryError::Usage(e.to_string()))?;
+        opts.platform = Some(Platform::parse(p).map_err(|e| RegistryError::Usage(e.to_string()))?);
     }
     pull(store, &reference, &opts)
 }

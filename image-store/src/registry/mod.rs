@@ -53,8 +53,10 @@ pub struct RegistryOptions {
     pub insecure_registries: Vec<String>,
     /// Where credentials come from.
     pub credentials: CredentialStore,
-    /// The platform to select from an index (default: the host's).
-    pub platform: Platform,
+    /// The platform to pull: selected from an index, and required of a single-platform image.
+    /// `None`: the host's platform from an index, and a single-platform image whatever its
+    /// platform (as Docker without `--platform`).
+    pub platform: Option<Platform>,
     /// Blobs transferred at the same time.
     pub concurrency: usize,
     /// Retries of a request after 429, 5xx or a broken connection.
@@ -76,7 +78,7 @@ impl Default for RegistryOptions {
         RegistryOptions {
             insecure_registries: Vec::new(),
             credentials: CredentialStore::from_env(),
-            platform: Platform::host(),
+            platform: None,
             concurrency: 3,
             retries: 5,
             backoff: Duration::from_millis(200),

@@ -11,7 +11,7 @@ use serde::Serialize;
 use super::RegistryOptions;
 use super::client::{Client, Req, Scope, header};
 use super::error::{RegistryError, Result};
-use super::platform::{platform_string, select_manifest};
+use super::platform::{platform_matches, platform_string, select_manifest};
 use super::progress::{Bar, Progress};
 use super::push::record_source;
 use crate::blobs::MAX_DOCUMENT_SIZE;
@@ -430,8 +430,8 @@ pub fn pull(store: &Store, reference: &Reference, opts: &RegistryOptions) -> Res
     let client = Client::new(reference.domain(), opts)?;
     let repository = reference.path();
     let scopes = [Scope::pull(repository)];
-    let (doc, resolved) =
-        resolve_image_manifest(&client, repository, reference, &opts.platform, &scopes)?;
+    let wanted = opts.platform.clone().unwrap_or_else(Platform::host);
+    let (doc, resolved) = resolve_image_manifest(&client, repository, reference, &wanted, &scopes)?;
     let manifest: Manifest = serde_json::from_slice(&doc.bytes)
         .map_err(|e| RegistryError::invalid(format!("manifest {}", doc.digest), e.to_string()))?;
     if manifest.schema_version != 2 {
@@ -477,16 +477,26 @@ pub fn pull(store: &Store, reference: &Reference, opts: &RegistryOptions) -> Res
             ),
         ));
     }
-    for_each_parallel(&manifest.layers, opts.concurrency, |d| fetch(d))?;
-    // the manifest last, so a tag never points at missing content
-    store.put_blob(&doc.bytes[..], Some((&doc.digest, doc.bytes.len() as u64)))?;
-    let mut desc = Descriptor::new(&doc.media_type, doc.digest.clone(), doc.bytes.len() as u64);
-    desc.platform = Some(Platform {
+    let have = Platform {
         architecture: config.architecture.clone(),
         os: config.os.clone(),
         variant: config.variant.clone(),
         extra: std::collections::BTreeMap::new(),
-    });
+    };
+    if let Some(want) = &opts.platform
+        && !platform_matches(want, &have)
+    {
+        return Err(RegistryError::NoPlatform {
+            reference: reference.to_string(),
+            platform: platform_string(want),
+            available: platform_string(&have),
+        });
+    }
+    for_each_parallel(&manifest.layers, opts.concurrency, |d| fetch(d))?;
+    // the manifest last, so a tag never points at missing content
+    store.put_blob(&doc.bytes[..], Some((&doc.digest, doc.bytes.len() as u64)))?;
+    let mut desc = Descriptor::new(&doc.media_type, doc.digest.clone(), doc.bytes.len() as u64);
+    desc.platform = Some(have);
     let tagged = reference.digest().is_none();
     if tagged {
         store.tag(reference, &desc)?;

@@ -878,11 +878,18 @@ fn platform_selection_nested_index_attestations_foreign_layers() {
         MEDIA_TYPE_DOCKER_MANIFEST,
         &serde_json::to_vec(&foreign).unwrap(),
     );
+    add_image(
+        &mut c,
+        "multi/app",
+        Some("single"),
+        b"single",
+        "linux/arm64",
+    );
     let srv = FakeServer::start(move |req| c.serve(req));
     let d = tempfile::tempdir().unwrap();
     let s = Store::open(d.path()).unwrap();
     let with = |p: &str| RegistryOptions {
-        platform: image_store::Platform::parse(p).unwrap(),
+        platform: Some(image_store::Platform::parse(p).unwrap()),
         ..opts()
     };
     let r = pull(&s, &fake_ref(&srv, "multi/app:1"), &with("linux/amd64")).unwrap();
@@ -906,6 +913,22 @@ fn platform_selection_nested_index_attestations_foreign_layers() {
         "{msg}"
     );
     assert!(!msg.contains("unknown"), "attestations listed: {msg}");
+    // a single-platform image: taken as is without --platform, checked with it
+    let r = pull(&s, &fake_ref(&srv, "multi/app:single"), &opts()).unwrap();
+    assert_eq!(r.platform, "linux/arm64");
+    pull(
+        &s,
+        &fake_ref(&srv, "multi/app:single"),
+        &with("linux/arm64"),
+    )
+    .unwrap();
+    let err = pull(
+        &s,
+        &fake_ref(&srv, "multi/app:single"),
+        &with("linux/amd64"),
+    )
+    .unwrap_err();
+    assert!(matches!(err, RegistryError::NoPlatform { .. }), "{err}");
     let err = pull(&s, &fake_ref(&srv, "multi/app:foreign"), &opts()).unwrap_err();
     assert!(matches!(err, RegistryError::ForeignLayer { .. }), "{err}");
     // nothing was downloaded for the foreign image: no request for its blobs
