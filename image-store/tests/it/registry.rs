@@ -1032,3 +1032,79 @@ fn plain_http_only_for_loopback_or_insecure_registries() {
     assert_eq!(v["layers"], 1);
     assert!(!srv.requests().is_empty());
 }
+
+#[test]
+fn credential_helper_on_path_serves_login_push_and_logout() {
+    use std::os::unix::fs::PermissionsExt;
+    let reg = Registry::start(true);
+    let a = TestStore::new();
+    import_busybox(&a);
+    // a docker-credential-* helper on PATH keeping one file per server URL
+    let bin_dir = a.path("helpers");
+    let db = a.path("helper-db");
+    std::fs::create_dir_all(&bin_dir).unwrap();
+    std::fs::create_dir_all(&db).unwrap();
+    let helper = format!(
+        "#!/bin/sh\nset -e\nkey() {{ printf %s \"$1\" | base64 -w0 | tr / _; }}\ncase \"$1\" in\n\
+         get) url=$(cat); f={db}/$(key \"$url\"); [ -f \"$f\" ] || {{ echo 'credentials not found in native keychain'; exit 1; }}; cat \"$f\";;\n\
+         store) in=$(cat); url=$(printf %s \"$in\" | sed 's/.*\"ServerURL\":\"\\([^\"]*\\)\".*/\\1/'); printf %s \"$in\" > {db}/$(key \"$url\");;\n\
+         erase) url=$(cat); rm {db}/$(key \"$url\");;\n\
+         esac\n",
+        db = db.display()
+    );
+    let hp = bin_dir.join("docker-credential-testhelper");
+    std::fs::write(&hp, helper).unwrap();
+    std::fs::set_permissions(&hp, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::create_dir_all(a.path("docker-config")).unwrap();
+    std::fs::write(
+        a.path("docker-config/config.json"),
+        r#"{"credsStore":"testhelper"}"#,
+    )
+    .unwrap();
+    let path = format!(
+        "{}:{}",
+        bin_dir.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let run = |args: &[&str], stdin: &[u8]| {
+        use std::io::Write;
+        let mut full = vec!["--json"];
+        full.extend_from_slice(args);
+        let mut child = a
+            .cmd(&full)
+            .env("DOCKER_CONFIG", a.path("docker-config"))
+            .env("PATH", &path)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let _ = child.stdin.take().unwrap().write_all(stdin);
+        let o = child.wait_with_output().unwrap();
+        (
+            o.status.success(),
+            String::from_utf8_lossy(&o.stderr).into_owned(),
+        )
+    };
+    let (ok, err) = run(
+        &["login", &reg.addr(), "-u", USER, "--password-stdin"],
+        format!("{PASSWORD}\n").as_bytes(),
+    );
+    assert!(ok, "{err}");
+    // the secret is in the helper's store, not in config.json
+    let cfg = std::fs::read_to_string(a.path("docker-config/config.json")).unwrap();
+    assert!(
+        !cfg.contains(PASSWORD) && !cfg.contains("auth\":\""),
+        "{cfg}"
+    );
+    assert_eq!(std::fs::read_dir(&db).unwrap().count(), 1);
+    let dest = format!("{}/helper/bb:1", reg.addr());
+    let (ok, err) = run(&["push", "-q", "busybox", &dest], b"");
+    assert!(ok, "{err}");
+    let (ok, err) = run(&["logout", &reg.addr()], b"");
+    assert!(ok, "{err}");
+    assert_eq!(std::fs::read_dir(&db).unwrap().count(), 0);
+    let (ok, err) = run(&["push", "-q", "busybox", &dest], b"");
+    assert!(!ok, "push after logout succeeded");
+    assert!(err.contains("log in"), "{err}");
+}
