@@ -362,8 +362,23 @@ impl Store {
         }
         let tmp;
         let mut file;
+        // a device or FIFO (`/dev/null`, a pipe) is written in place, never replaced
+        let special = dest
+            .and_then(|p| fs::metadata(p).ok())
+            .is_some_and(|m| !m.is_file());
+        let dest = if special {
+            if let Some(p) = dest {
+                let mut f = fs::OpenOptions::new().write(true).open(p).ctx("open", p)?;
+                return self.export(images, format, None, &mut f);
+            }
+            None
+        } else {
+            dest
+        };
         let w: &mut dyn Write = if let Some(p) = dest {
-            tmp = p.with_extension("partial");
+            let mut name = p.file_name().unwrap_or_default().to_os_string();
+            name.push(".partial");
+            tmp = p.with_file_name(name);
             file = io::BufWriter::new(fs::File::create(&tmp).ctx("create", &tmp)?);
             &mut file
         } else {

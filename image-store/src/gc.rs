@@ -172,8 +172,10 @@ impl Store {
         if prune_cache {
             report.cache_records_removed = self.cache_clear()? as u64;
         }
-        let index = self.read_index()?;
+        // leases first, then the index and cache: a writer tags (or caches) before it releases
+        // its lease, so content is seen in one or the other
         let (_, leased) = scan_leases(self, true)?;
+        let index = self.read_index()?;
         let (blobs, snaps) = reachable(self, &index, &leased);
         let trash = self.tmp_dir();
         let mut doomed_snapshots = Vec::new();

@@ -5,7 +5,6 @@ use std::collections::BTreeMap;
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::path::Path;
 
-use flate2::write::GzEncoder;
 use sha2::{Digest as _, Sha256};
 
 use crate::changes::apply_change;
@@ -109,7 +108,7 @@ impl Store {
         let mut w = self.blob_writer()?;
         let tmp = self.tmp_dir();
         let diff_id = {
-            let mut enc = GzEncoder::new(&mut w, flate2::Compression::new(6));
+            let mut enc = crate::gz::ParallelGz::new(&mut w, 6);
             let mut tee = Tee {
                 inner: input,
                 hasher: Sha256::new(),
@@ -137,11 +136,13 @@ impl Store {
                 });
             }
             // the end-of-archive blocks and any padding belong to the layer too
-            io::copy(&mut tee, &mut io::sink())
-                .map_err(|e| StoreError::io("read", "tar input", e))?;
+            let drained = io::copy(&mut tee, &mut io::sink());
+            if let Some(e) = tee.write_err.take() {
+                return Err(StoreError::io("write", &tmp, e));
+            }
+            drained.map_err(|e| StoreError::io("read", "tar input", e))?;
             let d = Digest::from_hasher(tee.hasher);
-            enc.finish()
-                .map_err(|e| StoreError::io("write", "layer", e))?;
+            enc.finish().map_err(|e| StoreError::io("write", &tmp, e))?;
             d
         };
         let info = w.commit(None)?;

@@ -25,6 +25,7 @@ mod error;
 mod export;
 mod fsck;
 mod gc;
+mod gz;
 mod images;
 mod import;
 mod load;

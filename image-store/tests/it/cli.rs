@@ -266,3 +266,35 @@ fn import_is_reproducible_with_source_date_epoch() {
         .collect();
     assert_eq!(ids[0], ids[1]);
 }
+
+#[test]
+fn export_to_a_fifo_or_device_writes_in_place() {
+    let s = TestStore::new();
+    assert!(
+        s.run_stdin(&["import", "-", "-t", "x"], &tar_of(&[("a", b"hello")]))
+            .status
+            .success()
+    );
+    let fifo = s.path("fifo");
+    assert!(
+        std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let f2 = fifo.clone();
+    let reader = std::thread::spawn(move || std::fs::read(f2).unwrap());
+    s.ok(&["export", "x", "-o", fifo.to_str().unwrap()]);
+    let bytes = reader.join().unwrap();
+    assert!(bytes.len() > 1024);
+    let md = std::fs::symlink_metadata(&fifo).unwrap();
+    assert!(
+        std::os::unix::fs::FileTypeExt::is_fifo(&md.file_type()),
+        "the fifo was replaced"
+    );
+    // a regular file is replaced atomically, with no .partial left over
+    let out = s.path("out.tar");
+    s.ok(&["export", "x", "-o", out.to_str().unwrap()]);
+    assert!(out.is_file() && !s.path("out.tar.partial").exists());
+}
