@@ -55,8 +55,12 @@ struct Cli {
     /// Overlay implementation: auto, native, fuse.
     #[arg(long, default_value = "auto", value_name = "DRIVER", value_parser = parse_driver)]
     overlay: OverlayDriver,
+    /// Remove DIR (a run dir or upper dir ns-run left) and exit, also rootless where the
+    /// command's files belong to sub-ids; no command is run.
+    #[arg(long, value_name = "DIR", exclusive = true)]
+    rm: Option<PathBuf>,
     /// Command and arguments.
-    #[arg(required = true, last = true, value_name = "CMD")]
+    #[arg(required_unless_present = "rm", last = true, value_name = "CMD")]
     command: Vec<String>,
 }
 
@@ -126,6 +130,15 @@ extern "C" fn on_signal(sig: libc::c_int) {
 fn main() -> ExitCode {
     ns_run::init_if_requested();
     let cli = Cli::parse();
+    if let Some(dir) = &cli.rm {
+        return match ns_run::remove_tree(dir) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("ns-run: error: {e}");
+                ExitCode::from(1)
+            }
+        };
+    }
     for s in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP, libc::SIGQUIT] {
         // SAFETY: the handler only calls the async-signal-safe forward_signal.
         unsafe { libc::signal(s, on_signal as *const () as libc::sighandler_t) };

@@ -474,3 +474,75 @@ impl Drop for Waiter {
         }
     }
 }
+
+/// `rm -rf PATH` inside a new user namespace mapped like a run's (container root = this user,
+/// sub-ids when available), for trees holding files owned by sub-ids.
+pub(crate) fn remove_in_userns(path: &Path) -> Result<(), RunError> {
+    let io = |source| RunError::Io {
+        op: "remove",
+        path: path.to_path_buf(),
+        source,
+    };
+    let abs = std::path::absolute(path).map_err(io)?;
+    let rm = ["/bin/rm", "/usr/bin/rm"]
+        .into_iter()
+        .find(|p| Path::new(p).exists())
+        .ok_or_else(|| io(io::Error::from_raw_os_error(libc::ENOENT)))?;
+    let rm_c = CString::new(rm).map_err(|_| invalid("rm path"))?;
+    let rm_args: Vec<CString> = ["rm", "-rf", "--"]
+        .iter()
+        .map(|a| CString::new(*a))
+        .chain(std::iter::once(CString::new(
+            abs.as_os_str().as_encoded_bytes(),
+        )))
+        .collect::<Result<_, _>>()
+        .map_err(|_| invalid("path contains NUL"))?;
+    let mut argv: Vec<*const libc::c_char> = rm_args.iter().map(|a| a.as_ptr()).collect();
+    argv.push(std::ptr::null());
+    let envp: [*const libc::c_char; 1] = [std::ptr::null()];
+    let (go_r, go_w) = pipe().map_err(io)?;
+    let go_fd = go_r.as_raw_fd();
+    // SAFETY: fork-like clone; the child only reads, execs or exits (async-signal-safe).
+    let pid = unsafe {
+        libc::syscall(
+            libc::SYS_clone,
+            libc::c_long::from(libc::CLONE_NEWUSER | libc::SIGCHLD),
+            0usize,
+            0usize,
+            0usize,
+            0usize,
+        )
+    };
+    if pid < 0 {
+        return Err(io(io::Error::last_os_error()));
+    }
+    if pid == 0 {
+        // SAFETY: see above.
+        unsafe {
+            libc::prctl(
+                libc::PR_SET_PDEATHSIG,
+                libc::SIGKILL as libc::c_ulong,
+                0,
+                0,
+                0,
+            );
+            let mut b = 0u8;
+            if libc::read(go_fd, (&raw mut b).cast(), 1) == 1 {
+                libc::execve(rm_c.as_ptr(), argv.as_ptr(), envp.as_ptr());
+            }
+            libc::_exit(127)
+        }
+    }
+    let waiter = Waiter(pid as i32);
+    drop(go_r);
+    map_ids(pid as i32)?;
+    rustix::io::write(&go_w, &[1])
+        .map_err(|e| io(io::Error::from_raw_os_error(e.raw_os_error())))?;
+    let status = waiter.wait()?;
+    if status != 0 || abs.exists() {
+        return Err(io(io::Error::other(format!(
+            "rm -rf in a user namespace exited with {status}"
+        ))));
+    }
+    Ok(())
+}

@@ -158,8 +158,24 @@ pub(crate) fn sweep(work_root: &Path) -> Result<usize, RunError> {
 }
 
 /// Removes a tree, making directories writable/searchable first when needed (overlayfs leaves
-/// a mode-000 `work/work`; commands may leave read-only dirs).
+/// a mode-000 `work/work`; commands may leave read-only dirs). When not root and that fails
+/// (files owned by sub-ids), removes it from inside a user namespace with the same id map.
 pub(crate) fn remove_tree(path: &Path) -> Result<(), RunError> {
+    match remove_plain(path) {
+        Err(RunError::Io { source, .. })
+            if !rustix::process::geteuid().is_root()
+                && matches!(
+                    source.raw_os_error(),
+                    Some(libc::EACCES | libc::EPERM | libc::ENOTEMPTY)
+                ) =>
+        {
+            crate::parent::remove_in_userns(path)
+        }
+        r => r,
+    }
+}
+
+fn remove_plain(path: &Path) -> Result<(), RunError> {
     match fs::remove_dir_all(path) {
         Ok(()) => return Ok(()),
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),

@@ -90,7 +90,7 @@ fn rootless_with_subordinate_ids() {
         &low,
         &wr,
         &[],
-        "id -u; echo hi > /f; mkdir /tmp/d; chown 1000:1000 /tmp/d; rm /bin/ls",
+        "id -u; echo hi > /f; mkdir /tmp/d; touch /tmp/d/f; chown -R 1000:1000 /tmp/d; rm /bin/ls",
     );
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert_eq!(r.stderr, "0\n");
@@ -106,6 +106,27 @@ fn rootless_with_subordinate_ids() {
     );
     // the deletion is recorded as a whiteout
     assert!(std::fs::symlink_metadata(up.join("bin/ls")).unwrap().rdev() == 0);
+    // the user cannot delete sub-id-owned files itself; `ns-run --rm` can (in a user namespace)
+    let run_dir = up.parent().unwrap().to_path_buf();
+    let rm = as_user("nsrun-sub")
+        .arg("rm")
+        .arg("-rf")
+        .arg(&run_dir)
+        .output()
+        .unwrap();
+    assert!(!rm.status.success());
+    let rm = as_user("nsrun-sub")
+        .arg(BIN)
+        .arg("--rm")
+        .arg(&run_dir)
+        .output()
+        .unwrap();
+    assert!(
+        rm.status.success(),
+        "{}",
+        String::from_utf8_lossy(&rm.stderr)
+    );
+    assert!(!run_dir.exists());
     // USER with sub-ids, supplementary groups
     let r = run(
         "nsrun-sub",
