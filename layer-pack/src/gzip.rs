@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::io::{self, Write};
 use std::thread::JoinHandle;
 
-use crossbeam_channel::{Receiver, Sender, bounded};
+use crate::queue::{Receiver, Sender, bounded};
 use flate2::{Compress, FlushCompress, Status};
 
 /// Size of one independently compressed block.
@@ -136,7 +136,7 @@ impl<W: Write> ParallelGzip<W> {
         let done = self
             .done_rx
             .recv()
-            .map_err(|_| io::Error::other("gzip worker exited"))?;
+            .ok_or_else(|| io::Error::other("gzip worker exited"))?;
         self.in_flight -= 1;
         self.pending.insert(done.seq, done);
         while let Some(done) = self.pending.remove(&self.next_write) {
@@ -173,7 +173,7 @@ impl<W: Write> ParallelGzip<W> {
 
 fn worker(rx: &Receiver<Job>, tx: &Sender<Done>, level: u32) {
     let mut c = Compress::new(flate2::Compression::new(level), false);
-    while let Ok(job) = rx.recv() {
+    while let Some(job) = rx.recv() {
         let mut crc = crc32fast::Hasher::new();
         crc.update(&job.data);
         let out = deflate_block(&mut c, level, &job.data, &job.dict, job.last);

@@ -23,6 +23,7 @@ mod gzip;
 mod hash;
 mod options;
 mod pack;
+mod queue;
 mod tarread;
 mod tarw;
 mod unpack;

@@ -5,13 +5,12 @@ use std::fs::{self, File};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
-use crossbeam_channel::bounded;
-
 use crate::entry::{Entry, write_entries};
 use crate::error::PackError;
 use crate::gzip::ParallelGzip;
 use crate::hash::{HashWriter, fmt_digest};
 use crate::options::{Compression, LayerDescriptor, PackOptions};
+use crate::queue::bounded;
 use crate::tarw::Chunker;
 use crate::walk::walk;
 
@@ -177,7 +176,7 @@ fn run<W: Write>(
             c.finish()
         });
         let consumed = (|| {
-            for chunk in &rx {
+            while let Some(chunk) = rx.recv() {
                 sink.write_all(&chunk)?;
                 let _ = free_tx.try_send(chunk);
             }

@@ -8,7 +8,7 @@ use std::fs::File;
 use std::io::{self, Read};
 use std::path::Path;
 
-use crossbeam_channel::{Receiver, Sender};
+use crate::queue::{Receiver, Sender};
 use sha2::{Digest, Sha256};
 
 use crate::error::PackError;
@@ -91,7 +91,7 @@ impl Chunker {
             return Ok(());
         }
         let next = self.free.try_recv().map_or_else(
-            |_| Vec::with_capacity(CHUNK),
+            || Vec::with_capacity(CHUNK),
             |mut v| {
                 v.clear();
                 v

@@ -10,6 +10,11 @@ use layer_pack::{Compression, PackOptions, unpack};
 
 use crate::util::*;
 
+/// Mode of the `secret` file: unreadable by anyone but root, which can still pack it.
+pub fn secret_mode() -> u32 {
+    if is_root() { 0o000 } else { 0o400 }
+}
+
 /// A tree with every entry kind an unprivileged user can make.
 pub fn user_tree(d: &Path) {
     write(&d.join("a"), b"hello\n");
@@ -54,7 +59,7 @@ pub fn user_tree(d: &Path) {
         ("bin/sg", 0o2755),
         ("tmp", 0o1777),
         ("ro", 0o555),
-        ("secret", 0o000),
+        ("secret", secret_mode()),
     ] {
         fs::set_permissions(d.join(p), fs::Permissions::from_mode(m)).unwrap();
     }
