@@ -127,6 +127,7 @@ pub(crate) fn setup(cfg: &InitConfig) -> Result<Prepared, ChildError> {
     let hosts_t = target("/etc/hosts", Kind::File)?;
     let resolv_t = target("/etc/resolv.conf", Kind::File)?;
     let mut user_targets = Vec::new();
+    let mut kinds = Vec::new();
     for m in &cfg.mounts {
         let t = m.target();
         if !t.starts_with('/') {
@@ -145,6 +146,7 @@ pub(crate) fn setup(cfg: &InitConfig) -> Result<Prepared, ChildError> {
             MountSpec::Secret { .. } => Kind::File,
         };
         user_targets.push(target(t, kind)?);
+        kinds.push(kind);
     }
     if cfg.fresh_upper {
         if let Some(m) = layers::root_meta(&cfg.lowers) {
@@ -236,9 +238,27 @@ pub(crate) fn setup(cfg: &InitConfig) -> Result<Prepared, ChildError> {
         mnt(Some(&src), &dst, None, MsFlags::MS_BIND, None, "bind")?;
         remount_ro(&dst, "remount read-only")?;
     }
-    // RUN --mount
-    for (i, (m, rel)) in cfg.mounts.iter().zip(&user_targets).enumerate() {
+    // RUN --mount, parents before children (as Docker sorts them).
+    let mut order: Vec<usize> = (0..cfg.mounts.len()).collect();
+    order.sort_by_key(|&i| user_targets.get(i).map_or(0, |p| p.components().count()));
+    for i in order {
+        let (Some(m), Some((rel, kind))) =
+            (cfg.mounts.get(i), user_targets.get(i).zip(kinds.get(i)))
+        else {
+            continue;
+        };
         let dst = at(rel);
+        // Shadowed by an earlier mount of a parent dir: create it there (never in the upper).
+        if fs::symlink_metadata(&dst).is_err() {
+            if *kind == Kind::Dir {
+                fs::create_dir_all(&dst).ctx("create mount target", dst.display())?;
+            } else {
+                if let Some(p) = dst.parent() {
+                    fs::create_dir_all(p).ctx("create mount target", p.display())?;
+                }
+                fs::File::create(&dst).ctx("create mount target", dst.display())?;
+            }
+        }
         match m {
             MountSpec::Bind {
                 source, readonly, ..

@@ -73,3 +73,21 @@ fn mount_target_through_symlink_stays_in_root() {
     assert_eq!(r.stderr, "/tmp-escape/x\n");
     assert!(!std::path::Path::new("/tmp-escape").exists());
 }
+
+#[test]
+#[ignore = "needs root: namespaces and overlayfs"]
+fn nested_mounts_parent_first_whatever_the_order() {
+    let w = work_root();
+    let src = w.path().join("src");
+    std::fs::create_dir(&src).unwrap();
+    std::fs::write(src.join("f"), "inner").unwrap();
+    let inner = format!("type=bind,source={},target=/cache/sub", src.display());
+    let r = sh(
+        w.path(),
+        &["--mount", &inner, "--mount", "type=tmpfs,target=/cache"],
+        "cat /cache/sub/f; grep -c ' /cache' /proc/mounts",
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(r.stderr, "inner2\n");
+    assert_eq!(tree(&r.upper()), Vec::<String>::new());
+}
