@@ -12,6 +12,8 @@
 //! [`Store::resolve`], [`Store::snapshot`], [`Store::lowers`], [`Store::cache_get`],
 //! [`Store::cache_put`], [`Store::gc`], [`Store::fsck`], [`Store::import_tar`],
 //! [`Store::import_dir`], [`Store::commit`], [`Store::load_path`], [`Store::export`].
+//! Registries (the [`registry`] module): [`registry::pull`], [`registry::push`],
+//! [`registry::login`], [`registry::export_cache`], [`registry::import_cache`].
 //!
 //! Guarantees: every write is temp file + fsync + rename; `index.json` changes hold a lock; a
 //! [`Store`] handle holds a lease so `gc` never removes what it wrote or resolved; every blob from
