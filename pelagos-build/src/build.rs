@@ -270,6 +270,10 @@ pub fn build(opts: &BuildOptions, progress: &Progress) -> Result<BuildOutcome, B
     let now = ex.now.clone();
     drop(ex);
 
+    let mut target = (*target).clone();
+    if let Some(path) = target.wasm.take() {
+        wasm_final_layer(&store, &mut target, &path)?;
+    }
     let config = image_config(&target, &opts.labels, &now)?;
     let layers: Vec<Descriptor> = target.layers.iter().map(|(d, _)| d.clone()).collect();
     let written = store.write_image(&config, &layers)?;
@@ -369,4 +373,21 @@ pub fn image_config(
 /// RFC 3339 of now or of SOURCE_DATE_EPOCH.
 pub fn created_time(epoch: Option<i64>) -> String {
     rfc3339(epoch.unwrap_or_else(|| time::OffsetDateTime::now_utc().unix_timestamp()))
+}
+
+/// Replaces the final layer of `st` by the raw bytes of the WebAssembly file at `path`, with the
+/// Wasm layer media type; its diff_id is its digest (the blob is not a tar).
+fn wasm_final_layer(store: &Store, st: &mut StageResult, path: &Path) -> Result<(), BuildError> {
+    let Some(media_type) = crate::wasm::media_type_of(path) else {
+        return Ok(());
+    };
+    let f = std::fs::File::open(path).map_err(io(path))?;
+    let info = store.put_blob(f, None)?;
+    if let Some(last) = st.layers.last_mut() {
+        *last = (
+            Descriptor::new(media_type, info.digest.clone(), info.size),
+            info.digest,
+        );
+    }
+    Ok(())
 }

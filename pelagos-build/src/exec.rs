@@ -53,6 +53,8 @@ pub struct StageResult {
     pub platform: String,
     /// Extra top-level fields of the base image config to keep (none for now).
     pub base_created: Option<String>,
+    /// The host file of the final layer when that layer is exactly one WebAssembly file.
+    pub wasm: Option<std::path::PathBuf>,
 }
 
 /// Per-step record for the metadata file.
@@ -342,6 +344,7 @@ impl<'a> Executor<'a> {
                 ),
                 platform: stage.platform.clone(),
                 base_created: None,
+                wasm: None,
             }),
             Base::Stage { stage: n } => {
                 let r = self.wait_stage(*n)?;
@@ -400,6 +403,7 @@ impl<'a> Executor<'a> {
                     ),
                     platform: stage.platform.clone(),
                     base_created: img.config.created.clone(),
+                    wasm: None,
                 })
             }
         }
@@ -489,6 +493,7 @@ impl<'a> Executor<'a> {
             last_time = Some(created);
             if let Some(l) = out.layer {
                 st.layers.push(l);
+                st.wasm = out.wasm;
             }
             st.key = out.key;
         }

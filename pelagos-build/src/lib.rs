@@ -21,6 +21,7 @@ pub mod perms;
 pub mod progress;
 pub mod steps;
 pub mod tree;
+pub mod wasm;
 
 /// The whole command: validates the flags, builds, prints the result document (or the ID with
 /// `-q`) on stdout.

@@ -34,6 +34,8 @@ pub struct StepOutput {
     pub cached: bool,
     /// When the result was created (RFC 3339).
     pub created: String,
+    /// The host file when the layer is exactly one WebAssembly file (see [`crate::wasm`]).
+    pub wasm: Option<PathBuf>,
 }
 
 /// A temp path removed on drop.
@@ -102,6 +104,7 @@ fn cached_or(
             key,
             cached: true,
             created,
+            wasm: None,
         });
     }
     let layer = make()?;
@@ -119,6 +122,7 @@ fn cached_or(
         key,
         cached: false,
         created: ex.now.clone(),
+        wasm: None,
     })
 }
 
@@ -584,6 +588,22 @@ fn copy_step(
         .hash_files(&files, 2)
         .map_err(|e| failed(name, e))?;
     let sum = checksum::entries_digest(&plan.entries, &hashes);
+    // exactly one regular file (plus directories) that is WebAssembly: a Wasm layer candidate
+    let mut files = plan
+        .entries
+        .values()
+        .filter(|e| !matches!(e.source, EntrySource::Dir));
+    let wasm = match (files.next(), files.next(), archives.is_empty()) {
+        (
+            Some(Entry {
+                source: EntrySource::File(p),
+                ..
+            }),
+            None,
+            true,
+        ) => crate::wasm::media_type_of(p).map(|_| p.clone()),
+        _ => None,
+    };
     let key = chain(
         &st.key,
         &step.definition,
@@ -622,7 +642,9 @@ fn copy_step(
         Ok(Some(l))
     });
     drop(downloads);
-    out
+    let mut out = out?;
+    out.wasm = wasm;
+    Ok(out)
 }
 
 fn join(a: &str, b: &str) -> String {

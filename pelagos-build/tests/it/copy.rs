@@ -252,3 +252,39 @@ fn copy_heredoc_and_context_from_stdin_tar() {
         "stdin ctx"
     );
 }
+
+#[test]
+fn a_final_layer_of_one_wasm_file_gets_the_wasm_media_type_and_raw_bytes() {
+    let e = Env::empty();
+    let module = b"\0asm\x01\0\0\0\x01\x04\x01\x60\0\0".to_vec();
+    let component = b"\0asm\x0d\0\x01\0".to_vec();
+    std::fs::write(e.ctx.join("app.wasm"), &module).unwrap();
+    std::fs::write(e.ctx.join("comp.wasm"), &component).unwrap();
+    std::fs::write(e.ctx.join("other.txt"), "text").unwrap();
+    for (src, mt, bytes) in [
+        ("app.wasm", "application/wasm", &module),
+        (
+            "comp.wasm",
+            "application/vnd.bytecodealliance.wasm.component.layer.v0+wasm",
+            &component,
+        ),
+    ] {
+        e.remfile(&format!(
+            "FROM scratch\nCOPY {src} /app.wasm\nENTRYPOINT [\"/app.wasm\"]\n"
+        ));
+        e.build_ok(&["-t", "w"]);
+        let img = e.image("w");
+        let last = img.manifest.layers.last().unwrap();
+        assert_eq!(last.media_type, mt);
+        let blob = std::fs::read(e.store().blob_path(&last.digest)).unwrap();
+        assert_eq!(&blob, bytes, "the layer is the module's bytes, unchanged");
+        assert_eq!(img.config.rootfs.diff_ids.last().unwrap(), &last.digest);
+    }
+    // two files, or a non-wasm file: an ordinary tar layer
+    e.remfile("FROM scratch\nCOPY app.wasm other.txt /\n");
+    e.build_ok(&["-t", "n"]);
+    assert_eq!(
+        e.image("n").manifest.layers[0].media_type,
+        "application/vnd.oci.image.layer.v1.tar+gzip"
+    );
+}
