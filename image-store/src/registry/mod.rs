@@ -34,7 +34,7 @@ pub use credentials::{Credential, CredentialStore, login, logout};
 pub use endpoint::{Endpoint, is_default_insecure};
 pub use error::RegistryError;
 pub use platform::{is_attestation, platform_matches, select_manifest};
-pub use pull::{PullReport, pull};
+pub use pull::{PullReport, ensure_image, pull};
 pub use push::{PushFormat, PushOptions, PushReport, push};
 pub use remote_cache::{
     CACHE_ARTIFACT_TYPE, CACHE_CONFIG_MEDIA_TYPE, CacheExportReport, CacheImportReport,

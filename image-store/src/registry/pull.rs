@@ -522,6 +522,35 @@ pub fn pull(store: &Store, reference: &Reference, opts: &RegistryOptions) -> Res
     })
 }
 
+/// The image `reference` names, for a builder's `FROM`: from the store when present (and of the
+/// wanted platform, when `opts.platform` is set), else pulled; always pulled with `always_pull`
+/// (`--pull`). Returns the image and the pull report when it pulled.
+pub fn ensure_image(
+    store: &Store,
+    reference: &Reference,
+    always_pull: bool,
+    opts: &RegistryOptions,
+) -> Result<(crate::images::ImageRecord, Option<PullReport>)> {
+    if !always_pull && let Some(img) = store.resolve(reference)? {
+        let have = Platform {
+            architecture: img.config.architecture.clone(),
+            os: img.config.os.clone(),
+            variant: img.config.variant.clone(),
+            extra: std::collections::BTreeMap::new(),
+        };
+        if opts
+            .platform
+            .as_ref()
+            .is_none_or(|want| platform_matches(want, &have))
+        {
+            return Ok((img, None));
+        }
+    }
+    let report = pull(store, reference, opts)?;
+    let img = store.image(&reference.with_digest(report.manifest_digest.clone()))?;
+    Ok((img, Some(report)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

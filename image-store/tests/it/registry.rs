@@ -10,8 +10,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use image_store::registry::{
-    Credential, CredentialStore, LayerCompression, RegistryError, RegistryOptions, export_cache,
-    import_cache, login, pull, recompress_layer,
+    Credential, CredentialStore, LayerCompression, RegistryError, RegistryOptions, ensure_image,
+    export_cache, import_cache, login, pull, recompress_layer,
 };
 use image_store::{
     CacheRecord, Descriptor, Digest, MEDIA_TYPE_CONFIG, MEDIA_TYPE_DOCKER_LIST,
@@ -118,6 +118,25 @@ fn push_pull_round_trip_identical_digests_and_skips_present_blobs() {
     let r3 = cli_ok(&c, &["pull", "-q", &by_digest]);
     assert_eq!(r3["tagged"], false);
     assert_eq!(r3["manifest_digest"], p["digest"]);
+    // a builder's FROM: pulled once, then taken from the store; --pull pulls again
+    let dd = tempfile::tempdir().unwrap();
+    let st = Store::open(dd.path()).unwrap();
+    let r = Reference::parse(&dest).unwrap();
+    let (img, rep) = ensure_image(&st, &r, false, &opts()).unwrap();
+    assert_eq!(
+        img.manifest_digest().as_str(),
+        p["digest"].as_str().unwrap()
+    );
+    assert!(rep.is_some());
+    let (img2, rep2) = ensure_image(&st, &r, false, &opts()).unwrap();
+    assert!(rep2.is_none());
+    assert_eq!(img2.config_digest, img.config_digest);
+    let (_, rep3) = ensure_image(&st, &r, true, &opts()).unwrap();
+    assert_eq!(rep3.unwrap().blobs_downloaded, 0);
+    // by digest too
+    let rd = Reference::parse(&by_digest).unwrap();
+    let (img4, _) = ensure_image(&st, &rd, false, &opts()).unwrap();
+    assert_eq!(img4.config_digest, img.config_digest);
     // text mode prints the digest
     let o = a
         .cmd(&["push", "-q", "busybox", &dest])
