@@ -199,6 +199,20 @@ pub struct IdMapping {
     pub size: u32,
 }
 
+impl IdMapping {
+    /// The container id of host id `host` under `map` (a run's `uid_map` or `gid_map`), or
+    /// `None` when unmapped. With an empty map (run as root) ids are the same.
+    pub fn to_container(map: &[IdMapping], host: u32) -> Option<u32> {
+        if map.is_empty() {
+            return Some(host);
+        }
+        map.iter().find_map(|m| {
+            let off = host.checked_sub(m.host_id)?;
+            (off < m.size).then(|| m.container_id + off)
+        })
+    }
+}
+
 /// The outcome of a run whose command was started. Printed by the CLI as
 /// `{"version":1,"exit_code":0,"upper":"/var/lib/pelagos/tmp/run-1234-0/upper"}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -217,4 +231,38 @@ pub struct RunResult {
     /// Rootless runs: the gid map used (see `uid_map`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub gid_map: Vec<IdMapping>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_ids_map_back_to_container_ids() {
+        let map = [
+            IdMapping {
+                container_id: 0,
+                host_id: 1000,
+                size: 1,
+            },
+            IdMapping {
+                container_id: 1,
+                host_id: 100_000,
+                size: 65536,
+            },
+        ];
+        assert_eq!(IdMapping::to_container(&map, 1000), Some(0));
+        assert_eq!(IdMapping::to_container(&map, 100_999), Some(1000));
+        assert_eq!(IdMapping::to_container(&map, 999), None);
+        assert_eq!(IdMapping::to_container(&map, 165_536), None);
+        assert_eq!(IdMapping::to_container(&[], 42), Some(42));
+    }
+
+    #[test]
+    fn network_names_round_trip() {
+        for n in [Network::None, Network::Host, Network::Slirp, Network::Pasta] {
+            assert_eq!(n.to_string().parse::<Network>(), Ok(n));
+        }
+        assert!("bridge".parse::<Network>().is_err());
+    }
 }

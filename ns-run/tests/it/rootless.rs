@@ -49,7 +49,12 @@ fn home(name: &str) -> (tempfile::TempDir, PathBuf, PathBuf) {
     assert!(st.success());
     let low = d.path().join("lower");
     let wr = d.path().join("work");
-    let tar = super::busybox().parent().unwrap().join("busybox.tar");
+    let mut tar = super::busybox().parent().unwrap().join("busybox.tar");
+    if !readable_by(name, &tar) {
+        let t = d.path().join("busybox.tar");
+        std::fs::copy(&tar, &t).unwrap();
+        tar = t;
+    }
     let sh = format!(
         "mkdir {0} {1} && tar -xpf {2} -C {0}",
         low.display(),
@@ -61,6 +66,32 @@ fn home(name: &str) -> (tempfile::TempDir, PathBuf, PathBuf) {
     (d, low, wr)
 }
 
+fn readable_by(name: &str, p: &Path) -> bool {
+    as_user(name)
+        .arg("test")
+        .arg("-r")
+        .arg(p)
+        .status()
+        .unwrap()
+        .success()
+}
+
+/// The ns-run binary as `name` can run it (a copy in /tmp when the build dir is private, as
+/// under /root).
+fn bin_for(name: &str) -> PathBuf {
+    static COPY: Mutex<Option<PathBuf>> = Mutex::new(None);
+    if readable_by(name, Path::new(BIN)) {
+        return PathBuf::from(BIN);
+    }
+    let mut c = COPY.lock().unwrap();
+    c.get_or_insert_with(|| {
+        let p = std::env::temp_dir().join(format!("ns-run-it-{}", std::process::id()));
+        std::fs::copy(BIN, &p).unwrap();
+        p
+    })
+    .clone()
+}
+
 fn as_user(name: &str) -> Command {
     let mut c = Command::new("setpriv");
     c.args(["--reuid", name, "--regid", name, "--init-groups"])
@@ -70,7 +101,7 @@ fn as_user(name: &str) -> Command {
 
 fn run(name: &str, low: &Path, wr: &Path, args: &[&str], script: &str) -> Run {
     let mut c = as_user(name);
-    c.arg(BIN)
+    c.arg(bin_for(name))
         .arg("--work-root")
         .arg(wr)
         .arg("--lower")
@@ -116,7 +147,7 @@ fn rootless_with_subordinate_ids() {
         .unwrap();
     assert!(!rm.status.success());
     let rm = as_user("nsrun-sub")
-        .arg(BIN)
+        .arg(bin_for("nsrun-sub"))
         .arg("--rm")
         .arg(&run_dir)
         .output()
