@@ -209,17 +209,36 @@ pub(crate) fn upload_blob(
             _ => {} // mount refused: upload normally
         }
     }
-    let loc = if let Some(l) = upload_at {
-        l
-    } else {
-        {
-            let req = Req::new("POST", format!("/v2/{repository}/blobs/uploads/"), &scopes);
-            let resp = client.send(&req)?;
-            if resp.status().as_u16() != 202 {
-                return Err(client.status_error(&req, resp));
+    // an upload session left by an interrupted run: continue where the registry stopped
+    let session = session_path(store, &registry, repository, &desc.digest);
+    let mut resumed: Option<(String, u64)> = None;
+    if upload_at.is_none()
+        && let Some(saved) = load_session(&session)
+    {
+        match upload_status(client, &saved, &scopes) {
+            Ok((off, l)) if off <= desc.size => resumed = Some((l.unwrap_or(saved), off)),
+            _ => {
+                let _ = fs::remove_file(&session);
             }
-            location(client, &req, &resp)?
         }
+    }
+    let new_session = || -> Result<String> {
+        let req = Req::new("POST", format!("/v2/{repository}/blobs/uploads/"), &scopes);
+        let resp = client.send(&req)?;
+        if resp.status().as_u16() != 202 {
+            return Err(client.status_error(&req, resp));
+        }
+        let loc = location(client, &req, &resp)?;
+        save_session(&session, &loc);
+        Ok(loc)
+    };
+    let (mut loc, mut offset) = if let Some(r) = resumed {
+        r
+    } else if let Some(l) = upload_at {
+        save_session(&session, &l);
+        (l, 0)
+    } else {
+        (new_session()?, 0)
     };
     let path = store.blob_path(&desc.digest);
     let actual = fs::metadata(&path)
@@ -237,7 +256,7 @@ pub(crate) fn upload_blob(
         .chunk_size
         .filter(|c| *c > 0 && *c < desc.size);
     let digest_q = format!("digest={}", desc.digest);
-    let Some(chunk) = chunk else {
+    if offset == 0 && chunk.is_none() {
         // monolithic: one PUT with the whole blob
         let req = Req::new("PUT", with_query(&loc, &digest_q), &scopes)
             .header("content-type", "application/octet-stream")
@@ -250,15 +269,17 @@ pub(crate) fn upload_blob(
         if resp.status().as_u16() != 201 {
             return Err(client.status_error(&req, resp));
         }
+        let _ = fs::remove_file(&session);
         bar.set(desc.size);
         bar.finish("pushed");
         return Ok(BlobOutcome::Uploaded(desc.size));
-    };
-    // chunked: PATCH each chunk, then PUT to close; on a failure ask the registry how much it
-    // has and continue from there
-    let mut loc = loc;
-    let mut offset = 0u64;
+    }
+    // chunked (or the rest of a resumed upload): PATCH each chunk, then PUT to close; on a
+    // failure ask the registry how much it has and continue from there
+    let chunk = chunk.unwrap_or(desc.size).max(1);
+    let mut sent = 0u64;
     let mut failures = 0u32;
+    bar.set(offset);
     while offset < desc.size {
         let len = chunk.min(desc.size - offset);
         let req = Req::new("PATCH", loc.clone(), &scopes)
@@ -269,33 +290,39 @@ pub(crate) fn upload_blob(
                 offset,
                 len,
             });
-        match client.send(&req) {
+        let retry = match client.send(&req) {
             Ok(resp) if resp.status().as_u16() == 202 => {
                 loc = location(client, &req, &resp)?;
                 offset = next_offset(header(&resp, "range")).unwrap_or(offset + len);
+                sent += len;
+                save_session(&session, &loc);
                 bar.set(offset);
+                None
             }
             Ok(resp) if resp.status().as_u16() == 416 || resp.status().is_server_error() => {
-                drop(resp);
-                failures += 1;
-                if failures > client.options().retries {
-                    return Err(RegistryError::invalid(
-                        format!("upload of {}", desc.digest),
-                        "the registry keeps refusing the chunks",
-                    ));
-                }
-                offset = upload_status(client, &loc, &scopes)?;
+                Some(client.status_error(&req, resp))
             }
             Ok(resp) => return Err(client.status_error(&req, resp)),
-            Err(e @ RegistryError::Transport { .. }) => {
-                failures += 1;
-                if failures > client.options().retries {
-                    return Err(e);
-                }
-                std::thread::sleep(client.options().backoff);
-                offset = upload_status(client, &loc, &scopes)?;
-            }
+            Err(e @ RegistryError::Transport { .. }) => Some(e),
             Err(e) => return Err(e),
+        };
+        if let Some(e) = retry {
+            failures += 1;
+            if failures > client.options().retries {
+                return Err(e);
+            }
+            std::thread::sleep(client.options().backoff);
+            // registries that keep partial chunks say how far they got; others (distribution
+            // invalidates a session after a broken chunk) need a new session from the start
+            if let Ok((off, l)) = upload_status(client, &loc, &scopes) {
+                offset = off;
+                if let Some(l) = l {
+                    loc = l;
+                }
+            } else {
+                loc = new_session()?;
+                offset = 0;
+            }
         }
     }
     let req = Req::new("PUT", with_query(&loc, &digest_q), &scopes);
@@ -303,18 +330,56 @@ pub(crate) fn upload_blob(
     if resp.status().as_u16() != 201 {
         return Err(client.status_error(&req, resp));
     }
+    let _ = fs::remove_file(&session);
     bar.finish("pushed");
-    Ok(BlobOutcome::Uploaded(desc.size))
+    Ok(BlobOutcome::Uploaded(sent))
 }
 
-/// GET on an upload location: the bytes the registry has received so far.
-fn upload_status(client: &Client, loc: &str, scopes: &[Scope]) -> Result<u64> {
+/// GET on an upload location: the bytes the registry has received so far, and the location to
+/// continue with.
+fn upload_status(client: &Client, loc: &str, scopes: &[Scope]) -> Result<(u64, Option<String>)> {
     let req = Req::new("GET", loc.to_string(), scopes);
     let resp = client.send(&req)?;
     if resp.status().as_u16() != 204 {
         return Err(client.status_error(&req, resp));
     }
-    Ok(next_offset(header(&resp, "range")).unwrap_or(0))
+    let next = header(&resp, "location").map(|l| client.absolute(l));
+    Ok((next_offset(header(&resp, "range")).unwrap_or(0), next))
+}
+
+/// Where an unfinished upload session of `digest` to `registry/repository` is remembered.
+fn session_path(
+    store: &Store,
+    registry: &str,
+    repository: &str,
+    digest: &Digest,
+) -> std::path::PathBuf {
+    let repo = Digest::of(format!("{registry}/{repository}").as_bytes());
+    store
+        .root()
+        .join("registry/uploads")
+        .join(repo.hex())
+        .join(digest.hex())
+}
+
+fn load_session(path: &std::path::Path) -> Option<String> {
+    let s = fs::read_to_string(path).ok()?;
+    let s = s.trim();
+    (s.starts_with("http://") || s.starts_with("https://")).then(|| s.to_string())
+}
+
+/// Best effort: a lost session only means the next run uploads from the start.
+fn save_session(path: &std::path::Path, location: &str) {
+    let Some(dir) = path.parent() else {
+        return;
+    };
+    if fs::create_dir_all(dir).is_err() {
+        return;
+    }
+    let tmp = path.with_extension(format!("{}.tmp", std::process::id()));
+    if fs::write(&tmp, location).is_ok() && fs::rename(&tmp, path).is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
 }
 
 /// The layers, config and manifest bytes to push for `image` in the wanted form. Returns

@@ -22,7 +22,7 @@ use serde_json::{Value, json};
 
 use crate::helpers::{TestStore, import_busybox, tar_of};
 use fake::{Content, FakeServer, Response};
-use harness::{CutProxy, PASSWORD, Registry, USER, skopeo, skopeo_json};
+use harness::{Cut, CutProxy, PASSWORD, Registry, USER, skopeo, skopeo_json};
 
 fn opts() -> RegistryOptions {
     RegistryOptions {
@@ -448,6 +448,32 @@ fn interrupted_push_is_restarted_and_completes() {
     let b = TestStore::new();
     let r = cli_ok(&b, &["pull", "-q", &direct]);
     assert_eq!(r["manifest_digest"], p["digest"]);
+
+    // chunked, killed part way (no retries): the restarted push continues the upload session
+    // where the registry stopped instead of sending everything again
+    let proxy3 = CutProxy::start_with(reg.port, Cut::AtRequest(b"PATCH ", 4));
+    let dest3 = format!("{}/cut/resumed:1", proxy3.addr());
+    let chunked = ["--chunk-size", "131072"];
+    let mut args = vec!["push", "-q", "--retries", "0", "busybox", &dest3];
+    args.extend(chunked);
+    let (ok, _, _) = cli(&a, &args);
+    assert!(!ok, "push through a cut connection succeeded");
+    let mut args = vec!["push", "-q", "busybox", &dest3];
+    args.extend(chunked);
+    let p3 = cli_ok(&a, &args);
+    let total = a.json(&["inspect", "busybox"])["size"].as_u64().unwrap();
+    let sent = p3["bytes_uploaded"].as_u64().unwrap();
+    assert!(
+        sent + 300_000 < total,
+        "resumed push sent {sent} of {total} bytes"
+    );
+    assert_eq!(p3["digest"], p["digest"]);
+    skopeo(&[
+        "copy",
+        "--src-tls-verify=false",
+        &format!("docker://{}/cut/resumed:1", reg.addr()),
+        &format!("oci:{}:r", a.path("rcopy").display()),
+    ]);
 
     // chunked with retries: the broken chunk is resumed in the same run from the registry's
     // upload status

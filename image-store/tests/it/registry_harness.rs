@@ -111,8 +111,21 @@ pub struct CutProxy {
     stop: Arc<AtomicBool>,
 }
 
+/// When a [`CutProxy`] cuts.
+#[derive(Clone)]
+pub enum Cut {
+    /// When client→server traffic passes this many bytes (mid-request).
+    AfterBytes(u64),
+    /// Just before forwarding the Nth (1-based) request that starts with these bytes.
+    AtRequest(&'static [u8], usize),
+}
+
 impl CutProxy {
     pub fn start(target: u16, cut_after: u64) -> CutProxy {
+        Self::start_with(target, Cut::AfterBytes(cut_after))
+    }
+
+    pub fn start_with(target: u16, cut: Cut) -> CutProxy {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         let cut_done = Arc::new(AtomicBool::new(false));
@@ -131,8 +144,8 @@ impl CutProxy {
                 let (c2, s2) = (client.try_clone().unwrap(), server.try_clone().unwrap());
                 // server → client
                 std::thread::spawn(move || pipe(s2, c2, None));
-                let (cd, sent) = (cd.clone(), sent.clone());
-                std::thread::spawn(move || pipe(client, server, Some(&(cd, sent, cut_after))));
+                let (cd, sent, cut) = (cd.clone(), sent.clone(), cut.clone());
+                std::thread::spawn(move || pipe(client, server, Some(&(cd, sent, cut))));
             }
         });
         CutProxy {
@@ -157,7 +170,7 @@ impl Drop for CutProxy {
 fn pipe(
     mut from: TcpStream,
     mut to: TcpStream,
-    cut: Option<&(Arc<AtomicBool>, Arc<AtomicU64>, u64)>,
+    cut: Option<&(Arc<AtomicBool>, Arc<AtomicU64>, Cut)>,
 ) {
     let mut buf = vec![0u8; 16 << 10];
     loop {
@@ -165,9 +178,17 @@ fn pipe(
             Ok(0) | Err(_) => break,
             Ok(n) => n,
         };
-        if let Some((done, sent, after)) = cut {
-            let total = sent.fetch_add(n as u64, Ordering::Relaxed) + n as u64;
-            if total > *after && !done.swap(true, Ordering::Relaxed) {
+        if let Some((done, sent, how)) = cut {
+            let hit = match how {
+                Cut::AfterBytes(after) => {
+                    sent.fetch_add(n as u64, Ordering::Relaxed) + n as u64 > *after
+                }
+                Cut::AtRequest(marker, nth) => {
+                    buf[..n].starts_with(marker)
+                        && sent.fetch_add(1, Ordering::Relaxed) + 1 == *nth as u64
+                }
+            };
+            if hit && !done.swap(true, Ordering::Relaxed) {
                 let _ = from.shutdown(Shutdown::Both);
                 let _ = to.shutdown(Shutdown::Both);
                 return;
