@@ -151,7 +151,8 @@ fn run_init() -> Result<i32, ChildError> {
         .map(|a| CString::new(a.as_bytes()))
         .collect::<Result<_, _>>()
         .map_err(|_| ChildError::msg("exec", "env", "variable contains a NUL byte".into()))?;
-    let candidates = crate::exec::candidates(&cfg.argv[0], &prepared.env);
+    let argv0 = cfg.argv.first().map_or("", String::as_str);
+    let candidates = crate::exec::candidates(argv0, &prepared.env);
     // SAFETY: this process is single-threaded (a freshly exec'd helper).
     let pid = unsafe { libc::fork() };
     if pid < 0 {
