@@ -198,23 +198,25 @@ pub(crate) fn upload_blob(
             ),
             &mscopes,
         );
-        let resp = client.send(&req)?;
-        match resp.status().as_u16() {
-            201 => {
-                bar.set(desc.size);
-                bar.finish("mounted");
-                return Ok(BlobOutcome::Mounted);
-            }
-            202 => upload_at = Some(location(client, &req, &resp)?),
-            _ => {} // mount refused: upload normally
+        match client.send(&req) {
+            Ok(resp) => match resp.status().as_u16() {
+                201 => {
+                    bar.set(desc.size);
+                    bar.finish("mounted");
+                    return Ok(BlobOutcome::Mounted);
+                }
+                202 => upload_at = Some(location(client, &req, &resp)?),
+                _ => {} // mount refused: upload normally
+            },
+            // no read access to the source repository: upload normally
+            Err(RegistryError::Auth { .. }) => {}
+            Err(e) => return Err(e),
         }
     }
     // an upload session left by an interrupted run: continue where the registry stopped
     let session = session_path(store, &registry, repository, &desc.digest);
     let mut resumed: Option<(String, u64)> = None;
-    if upload_at.is_none()
-        && let Some(saved) = load_session(&session)
-    {
+    if let Some(saved) = load_session(&session) {
         match upload_status(client, &saved, &scopes) {
             Ok((off, l)) if off <= desc.size => resumed = Some((l.unwrap_or(saved), off)),
             _ => {

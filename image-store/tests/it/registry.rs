@@ -1153,3 +1153,63 @@ fn credential_helper_on_path_serves_login_push_and_logout() {
     assert!(!ok, "push after logout succeeded");
     assert!(err.contains("log in"), "{err}");
 }
+
+#[test]
+fn refused_mount_scope_falls_back_to_upload() {
+    let mut c = Content::default();
+    add_image(&mut c, "secret/src", Some("1"), b"mount me", "linux/amd64");
+    let srv = FakeServer::start(move |req| {
+        let path = req.path.split('?').next().unwrap_or("");
+        if path == "/token" {
+            // no token for a mount's two scopes (no read access to the source)
+            if req.path.matches("scope=").count() > 1 {
+                return Response::new(401, "{}");
+            }
+            return Response::new(200, r#"{"token":"T"}"#);
+        }
+        if req.header("authorization") != Some("Bearer T") {
+            let realm = format!("http://{}/token", req.header("host").unwrap_or_default());
+            return Response::new(401, "{}").header(
+                "www-authenticate",
+                &format!(r#"Bearer realm="{realm}",service="fake""#),
+            );
+        }
+        if path.starts_with("/v2/dst/") {
+            return match (req.method.as_str(), path) {
+                ("HEAD", _) => Response::new(404, ""),
+                ("POST", "/v2/dst/app/blobs/uploads/") if !req.path.contains("mount=") => {
+                    Response::new(202, "").header("location", "/upload/1?_state=x")
+                }
+                ("PUT", _) => Response::new(201, ""),
+                _ => Response::new(400, "unexpected"),
+            };
+        }
+        if path.starts_with("/upload/") && req.method == "PUT" {
+            return Response::new(201, "");
+        }
+        c.serve(req)
+    });
+    let d = tempfile::tempdir().unwrap();
+    let s = Store::open(d.path()).unwrap();
+    pull(&s, &fake_ref(&srv, "secret/src:1"), &opts()).unwrap();
+    let img = s.image(&fake_ref(&srv, "secret/src:1")).unwrap();
+    let r = image_store::registry::push(
+        &s,
+        &img,
+        &fake_ref(&srv, "dst/app:1"),
+        &image_store::registry::PushOptions::default(),
+        &opts(),
+    )
+    .unwrap();
+    assert_eq!((r.blobs_uploaded, r.blobs_mounted), (2, 0));
+    let log = srv.requests();
+    assert!(
+        log.iter()
+            .any(|q| q.path.starts_with("/token") && q.path.contains("secret%2Fsrc")),
+        "no mount was tried"
+    );
+    assert!(
+        !log.iter()
+            .any(|q| q.path.contains("mount=") && q.header("authorization").is_some())
+    );
+}
