@@ -98,6 +98,11 @@ impl Store {
             let name = e.file_name().to_string_lossy().into_owned();
             let path = e.path();
             let Ok(d) = Digest::parse(&format!("sha256:{name}")) else {
+                // a temp file of another writer (e.g. `.layer-pack-XXXX`): not a problem while
+                // it may still be in use
+                if name.starts_with('.') && !crate::gc::is_abandoned(&path) {
+                    continue;
+                }
                 let fixed = repair && fs::remove_file(&path).is_ok();
                 problem(
                     "blob",

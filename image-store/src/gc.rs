@@ -4,6 +4,7 @@
 use std::collections::HashSet;
 use std::fs;
 use std::path::Path;
+use std::time::Duration;
 
 use rustix::fs::FlockOperation;
 use serde::Serialize;
@@ -28,6 +29,27 @@ pub struct GcReport {
     pub cache_records_removed: u64,
     /// Bytes freed (apparent sizes).
     pub bytes_freed: u64,
+}
+
+/// Options of [`Store::gc_with`].
+#[derive(Debug, Clone, Default)]
+pub struct GcOptions {
+    /// Empty the build cache index first.
+    pub prune_cache: bool,
+    /// Keep unreferenced content younger than this.
+    pub grace: Duration,
+}
+
+/// Age after which a foreign temp file in `blobs/sha256` counts as abandoned.
+pub const FOREIGN_TEMP_AGE: Duration = Duration::from_secs(3600);
+
+/// Whether a foreign temp file is older than [`FOREIGN_TEMP_AGE`].
+pub(crate) fn is_abandoned(p: &Path) -> bool {
+    fs::symlink_metadata(p)
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| t.elapsed().ok())
+        .is_some_and(|age| age >= FOREIGN_TEMP_AGE)
 }
 
 /// Size of a file or a directory tree (apparent sizes).
@@ -163,6 +185,25 @@ impl Store {
     /// or reader is between "recorded in its lease" and "made/read the content". With
     /// `prune_cache` the build cache index is emptied first.
     pub fn gc(&self, prune_cache: bool) -> Result<GcReport> {
+        self.gc_with(&GcOptions {
+            prune_cache,
+            grace: Duration::ZERO,
+        })
+    }
+
+    /// [`Store::gc`] with options: unreferenced blobs and snapshots modified less than
+    /// `grace` ago are kept (for writers outside this library, such as `layer-pack pack --store`
+    /// piped into `image-store commit`, which hold no lease).
+    pub fn gc_with(&self, opts: &GcOptions) -> Result<GcReport> {
+        let prune_cache = opts.prune_cache;
+        let young = |p: &Path| {
+            !opts.grace.is_zero()
+                && fs::symlink_metadata(p)
+                    .and_then(|m| m.modified())
+                    .ok()
+                    .and_then(|t| t.elapsed().ok())
+                    .is_none_or(|age| age < opts.grace)
+        };
         let mut report = GcReport {
             version: 1,
             ..GcReport::default()
@@ -183,7 +224,7 @@ impl Store {
         for e in fs::read_dir(&sdir).ctx("read dir", &sdir)? {
             let e = e.ctx("read dir", &sdir)?;
             let name = e.file_name().to_string_lossy().into_owned();
-            if snaps.contains(&format!("sha256:{name}")) {
+            if snaps.contains(&format!("sha256:{name}")) || young(&e.path()) {
                 continue;
             }
             // rename out of the way first: the snapshot vanishes in one step
@@ -196,7 +237,11 @@ impl Store {
         for e in fs::read_dir(&bdir).ctx("read dir", &bdir)? {
             let e = e.ctx("read dir", &bdir)?;
             let name = e.file_name().to_string_lossy().into_owned();
-            if blobs.contains(&format!("sha256:{name}")) {
+            if blobs.contains(&format!("sha256:{name}")) || young(&e.path()) {
+                continue;
+            }
+            // another tool's temp file (e.g. `.layer-pack-XXXX`): only when clearly abandoned
+            if Digest::parse(&format!("sha256:{name}")).is_err() && !is_abandoned(&e.path()) {
                 continue;
             }
             let size = e.metadata().map_or(0, |m| m.len());

@@ -45,7 +45,7 @@ pub use digest::{Digest, HashingReader, HashingWriter};
 pub use error::{Result, StoreError};
 pub use export::ExportFormat;
 pub use fsck::{FsckReport, Problem};
-pub use gc::GcReport;
+pub use gc::{FOREIGN_TEMP_AGE, GcOptions, GcReport};
 pub use images::{ImageRecord, TagEntry, WrittenImage};
 pub use import::{ImportOptions, LayerDoc, created_now};
 pub use load::{LoadOptions, LoadedImage};

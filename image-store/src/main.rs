@@ -41,6 +41,10 @@ enum Cmd {
         /// Empty the build cache index first.
         #[arg(long)]
         prune_cache: bool,
+        /// Keep unreferenced content modified less than SECS seconds ago (protects pipelines
+        /// such as `layer-pack pack --store … | image-store commit`, which hold no lease).
+        #[arg(long, value_name = "SECS", default_value_t = 60)]
+        grace: u64,
     },
     /// Disk usage.
     Df,
@@ -196,8 +200,11 @@ fn run(cli: Cli) -> anyhow::Result<bool> {
             let doc = serde_json::json!({"version": 1, "removed": removed});
             out(json, &doc, || lines(&removed, |r| format!("untagged {r}")))
         }
-        Cmd::Gc { prune_cache } => {
-            let r = store.gc(prune_cache)?;
+        Cmd::Gc { prune_cache, grace } => {
+            let r = store.gc_with(&image_store::GcOptions {
+                prune_cache,
+                grace: std::time::Duration::from_secs(grace),
+            })?;
             out(json, &r, || {
                 format!(
                     "removed {} blobs, {} snapshots, {} temp entries; freed {}\n",

@@ -70,10 +70,10 @@ fn import_ls_inspect_config_tag_rm() {
     assert_eq!(rm["removed"][0], "docker.io/library/busybox:latest");
     assert_eq!(s.json(&["ls"])["images"].as_array().unwrap().len(), 1);
     // gc keeps the image still tagged as localhost:5000/app
-    let gc = s.json(&["gc"]);
+    let gc = s.json(&["gc", "--grace", "0"]);
     assert_eq!(gc["blobs_removed"], 0);
     s.ok(&["rm", "localhost:5000/app"]);
-    let gc = s.json(&["gc"]);
+    let gc = s.json(&["gc", "--grace", "0"]);
     assert_eq!(gc["blobs_removed"], 3);
     assert!(gc["bytes_freed"].as_u64().unwrap() > 1_000_000);
     s.fsck_clean();
@@ -297,4 +297,28 @@ fn export_to_a_fifo_or_device_writes_in_place() {
     let out = s.path("out.tar");
     s.ok(&["export", "x", "-o", out.to_str().unwrap()]);
     assert!(out.is_file() && !s.path("out.tar.partial").exists());
+}
+
+#[test]
+fn gc_grace_keeps_young_unreferenced_content_and_foreign_temp_files() {
+    let s = TestStore::new();
+    assert!(
+        s.run_stdin(&["import", "-", "-t", "x"], &tar_of(&[("a", b"hello")]))
+            .status
+            .success()
+    );
+    s.ok(&["rm", "x"]);
+    // a layer-pack temp file in blobs/sha256 while it writes
+    let foreign = s.root.join("blobs/sha256/.layer-pack-abc123");
+    std::fs::write(&foreign, b"partial").unwrap();
+    let gc = s.json(&["gc"]);
+    assert_eq!(
+        gc["blobs_removed"], 0,
+        "default grace keeps fresh content: {gc}"
+    );
+    s.fsck_clean();
+    let gc = s.json(&["gc", "--grace", "0"]);
+    assert_eq!(gc["blobs_removed"], 3);
+    assert!(foreign.exists(), "a fresh foreign temp file was removed");
+    s.fsck_clean();
 }

@@ -78,7 +78,7 @@ fn sigkill_at_random_moments_leaves_a_store_fsck_passes() {
                 "-c".into(),
                 format!("ENV I={i}"),
             ],
-            3 => vec!["gc".into()],
+            3 => vec!["gc".into(), "--grace".into(), "0".into()],
             4 => vec![
                 "load".into(),
                 archive.to_str().unwrap().into(),
@@ -126,7 +126,7 @@ fn sigkill_at_random_moments_leaves_a_store_fsck_passes() {
     for img in s.json(&["ls"])["images"].as_array().unwrap() {
         s.ok(&["inspect", img["reference"].as_str().unwrap()]);
     }
-    s.ok(&["gc"]);
+    s.ok(&["gc", "--grace", "0"]);
     s.fsck_clean();
 }
 
@@ -177,7 +177,7 @@ fn eight_processes_at_once_lose_no_tag_and_corrupt_no_blob() {
                         expected.remove(&format!("docker.io/{old}"));
                     }
                     if k % 3 == w % 3 {
-                        s.ok(&["gc"]);
+                        s.ok(&["gc", "--grace", "0"]);
                     }
                     if k % 4 == 0 {
                         s.ok(&["lowers", &c]);
@@ -204,7 +204,7 @@ fn eight_processes_at_once_lose_no_tag_and_corrupt_no_blob() {
         .collect();
     assert_eq!(got, expected);
     s.fsck_clean();
-    s.ok(&["gc"]);
+    s.ok(&["gc", "--grace", "0"]);
     s.fsck_clean();
     for r in &expected {
         s.ok(&["lowers", r]);
