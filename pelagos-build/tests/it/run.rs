@@ -493,3 +493,79 @@ fn every_config_instruction_lands_in_the_config() {
     let c = e.config("t2").config.unwrap();
     assert_eq!(c.cmd, None, "ENTRYPOINT clears the inherited CMD");
 }
+
+/// Creates (once) an unprivileged user with sub-id ranges for rootless tests.
+fn rootless_user() -> &'static str {
+    const USER: &str = "pelagos-rl";
+    let exists = Command::new("id")
+        .arg(USER)
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !exists {
+        let _ = Command::new("useradd").args(["-m", USER]).status();
+    }
+    for f in ["/etc/subuid", "/etc/subgid"] {
+        let text = std::fs::read_to_string(f).unwrap_or_default();
+        if !text.lines().any(|l| l.starts_with(&format!("{USER}:"))) {
+            std::fs::write(f, format!("{text}{USER}:400000:65536\n")).unwrap();
+        }
+    }
+    USER
+}
+
+#[test]
+#[ignore = "needs root: creates an unprivileged user and runs the build as that user"]
+fn rootless_build_as_an_unprivileged_user() {
+    let user = rootless_user();
+    let e = Env::new();
+    e.write("f.txt", "from a rootless build");
+    e.remfile("FROM busybox:local\nCOPY f.txt /f.txt\nCOPY --chown=app:staff f.txt /owned\nWORKDIR /made/here\nLABEL rootless=yes\n");
+    let st = Command::new("chown")
+        .args(["-R", user])
+        .arg(e.dir.path())
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let home = format!("/home/{user}");
+    let o = Command::new("setpriv")
+        .args([
+            "--reuid",
+            user,
+            "--regid",
+            user,
+            "--init-groups",
+            "env",
+            &format!("HOME={home}"),
+            BIN,
+        ])
+        .args([
+            "--store",
+            e.store.to_str().unwrap(),
+            "--progress",
+            "plain",
+            "-t",
+            "rl",
+        ])
+        .arg("--output")
+        .arg(format!("type=oci,dest={}/rl.tar", e.dir.path().display()))
+        .arg(&e.ctx)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    // the layer records container ids, not the builder's host ids
+    let r = e.rootfs("rl");
+    assert_eq!(
+        std::fs::read_to_string(r.path().join("f.txt")).unwrap(),
+        "from a rootless build"
+    );
+    let m = std::fs::metadata(r.path().join("owned")).unwrap();
+    assert_eq!((m.uid(), m.gid()), (1000, 50));
+    assert_eq!(std::fs::metadata(r.path().join("f.txt")).unwrap().uid(), 0);
+    assert!(r.path().join("made/here").is_dir());
+    let out = run_tool(
+        Command::new("skopeo")
+            .args(["inspect"])
+            .arg(format!("oci-archive:{}/rl.tar", e.dir.path().display())),
+    );
+    assert!(out.contains("\"rootless\": \"yes\""), "{out}");
+}
