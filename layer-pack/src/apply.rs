@@ -246,7 +246,12 @@ impl<'a> Applier<'a> {
             match set_xattr_at(dir, name, k, v) {
                 Ok(()) => {}
                 Err(e) if e.raw_os_error() == Some(libc::ENOTSUP) => {}
-                Err(e) if e.raw_os_error() == Some(libc::EPERM) && !self.opts.preserve_owners => {}
+                // Unprivileged: security.capability is not ours to set. user.* is refused by the
+                // kernel on devices and fifos.
+                Err(e)
+                    if e.raw_os_error() == Some(libc::EPERM)
+                        && (!self.opts.preserve_owners
+                            || matches!(h.ty, Ty::Char | Ty::Block | Ty::Fifo)) => {}
                 Err(e) => return Err(self.io(comps, e)),
             }
         }

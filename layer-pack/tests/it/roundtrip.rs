@@ -3,7 +3,7 @@
 use std::ffi::OsStr;
 use std::fs;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{PermissionsExt, symlink};
+use std::os::unix::fs::{FileTypeExt, PermissionsExt, symlink};
 use std::path::Path;
 
 use layer_pack::{Compression, PackOptions, unpack};
@@ -232,4 +232,26 @@ fn a_file_replaces_a_directory_and_back() {
     }
     assert_eq!(fs::read(out.join("x")).unwrap(), b"now a file");
     assert_eq!(fs::read(out.join("y/child")).unwrap(), b"now a dir");
+}
+
+#[test]
+fn user_xattrs_the_kernel_refuses_on_fifos_do_not_fail_the_unpack() {
+    let rec = "SCHILY.xattr.user.tag=v\n";
+    let pax = format!("{} {rec}", rec.len() + 3);
+    let l = raw_tar(&[
+        (
+            raw_header(b"././@PaxHeader", b'x', pax.len() as u64, b""),
+            pax.as_bytes(),
+        ),
+        (raw_header(b"fifo", b'6', 0, b""), b""),
+    ]);
+    let t = tmp();
+    let rep = unpack(l.as_slice(), t.path(), &unpack_opts()).unwrap();
+    assert_eq!(rep.entries, 1);
+    assert!(
+        std::fs::symlink_metadata(t.path().join("fifo"))
+            .unwrap()
+            .file_type()
+            .is_fifo()
+    );
 }
