@@ -112,9 +112,17 @@ pub(crate) fn start(
                 .stdout(Stdio::null())
                 .stderr(Stdio::piped());
             let w = ready_w.as_raw_fd();
-            // SAFETY: only dup2 (async-signal-safe) between fork and exec.
+            // SAFETY: only dup2 and prctl (async-signal-safe) between fork and exec.
             unsafe {
                 std::os::unix::process::CommandExt::pre_exec(&mut cmd, move || {
+                    // Die with the run (ns-run killed): no orphaned helper.
+                    libc::prctl(
+                        libc::PR_SET_PDEATHSIG,
+                        libc::SIGKILL as libc::c_ulong,
+                        0,
+                        0,
+                        0,
+                    );
                     if libc::dup2(w, 3) < 0 {
                         return Err(io::Error::last_os_error());
                     }
@@ -148,6 +156,19 @@ pub(crate) fn start(
             if rootless {
                 // pasta joins the namespace's user namespace, which this user owns.
                 cmd.arg(pid.to_string());
+                // SAFETY: only prctl (async-signal-safe) between fork and exec.
+                unsafe {
+                    std::os::unix::process::CommandExt::pre_exec(&mut cmd, || {
+                        libc::prctl(
+                            libc::PR_SET_PDEATHSIG,
+                            libc::SIGKILL as libc::c_ulong,
+                            0,
+                            0,
+                            0,
+                        );
+                        Ok(())
+                    });
+                }
             } else {
                 // As root pasta drops capabilities before joining, so it may not open another
                 // root process's /proc/PID/ns/net: hand it an open descriptor instead.
@@ -155,9 +176,16 @@ pub(crate) fn start(
                     .map_err(|e| net_err(tool, format!("open netns: {e}")))?;
                 let raw = ns_fd.as_raw_fd();
                 cmd.args(["--runas", "0", "--netns", "/proc/self/fd/3"]);
-                // SAFETY: only dup2 (async-signal-safe) between fork and exec.
+                // SAFETY: only dup2 and prctl (async-signal-safe) between fork and exec.
                 unsafe {
                     std::os::unix::process::CommandExt::pre_exec(&mut cmd, move || {
+                        libc::prctl(
+                            libc::PR_SET_PDEATHSIG,
+                            libc::SIGKILL as libc::c_ulong,
+                            0,
+                            0,
+                            0,
+                        );
                         if libc::dup2(raw, 3) < 0 {
                             return Err(io::Error::last_os_error());
                         }

@@ -189,3 +189,72 @@ fn library_runs_concurrently_from_threads() {
         ns_run::remove_tree(res.upper.parent().unwrap()).unwrap();
     }
 }
+
+#[test]
+#[ignore = "needs root: namespaces, slirp4netns, pasta"]
+fn killed_ns_run_takes_its_network_helper_along() {
+    for (mode, tool) in [("slirp", "slirp4netns"), ("pasta", "pasta")] {
+        helper_dies_with_ns_run(mode, tool);
+    }
+}
+
+fn helper_dies_with_ns_run(mode: &str, tool: &str) {
+    let w = work_root();
+    let mut ch = Command::new(BIN)
+        .arg("--work-root")
+        .arg(w.path())
+        .arg("--lower")
+        .arg(busybox())
+        .args([
+            "--network",
+            mode,
+            "--",
+            "sh",
+            "-c",
+            "touch /started; sleep 33",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let t0 = std::time::Instant::now();
+    while !std::fs::read_dir(w.path())
+        .unwrap()
+        .flatten()
+        .any(|e| e.path().join("upper/started").exists())
+    {
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "command never started"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // ns-run's children: the container init (named ns-run) and the helper
+    let out = Command::new("pgrep")
+        .args(["-l", "-P", &ch.id().to_string()])
+        .output()
+        .unwrap();
+    // (pasta runs as passt.avx2 on CPUs with AVX2)
+    let helper: Option<i32> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .find(|l| l.contains(&tool[..3]))
+        .and_then(|l| l.split_whitespace().next()?.parse().ok());
+    let Some(helper) = helper else {
+        let _ = ch.kill();
+        panic!("no {tool} child: {}", String::from_utf8_lossy(&out.stdout));
+    };
+    ch.kill().unwrap();
+    ch.wait().unwrap();
+    let t0 = std::time::Instant::now();
+    while Path::new(&format!("/proc/{helper}")).exists() {
+        let stat = std::fs::read_to_string(format!("/proc/{helper}/stat")).unwrap_or_default();
+        if stat.contains(") Z ") {
+            break; // dead, waiting to be reaped by init
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(5),
+            "{tool} outlived ns-run"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
