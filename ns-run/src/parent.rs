@@ -318,6 +318,18 @@ fn run_in(
     mkdir(&upper)?;
     mkdir(&work)?;
     mkdir(&scratch)?;
+    if !own_upper {
+        use std::os::unix::fs::MetadataExt;
+        let dev = |p: &Path| fs::metadata(p).map(|m| m.dev()).ok();
+        if dev(&upper) != dev(&work) {
+            return Err(invalid(format!(
+                "upper dir {} is not on the work root's file system ({}): overlayfs needs both \
+                 together (set the work root next to it)",
+                upper.display(),
+                rd.dir.display()
+            )));
+        }
+    }
     let fresh_upper = fs::read_dir(&upper).is_ok_and(|mut d| d.next().is_none());
 
     let spawn = RunError::Spawn;
@@ -427,7 +439,6 @@ fn run_in(
     if let Some(e) = read_errors(&err_r) {
         return Err(e);
     }
-    let _ = own_upper;
     Ok(RunResult {
         version: 1,
         exit_code: status,

@@ -259,3 +259,28 @@ fn many_long_lowers_exceed_the_mount_option_limit() {
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert_eq!(r.stderr, "05960\n");
 }
+
+#[test]
+#[ignore = "needs root: mounts a tmpfs for a second file system"]
+fn upper_on_another_file_system_is_an_input_error() {
+    let w = work_root();
+    let other = w.path().join("other");
+    std::fs::create_dir(&other).unwrap();
+    assert!(
+        Command::new("mount")
+            .args(["-t", "tmpfs", "tmpfs"])
+            .arg(&other)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let up = other.join("up");
+    let r = sh(w.path(), &["--upper", up.to_str().unwrap()], "true");
+    let _ = Command::new("umount").arg(&other).status();
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("is not on the work root's file system"),
+        "{}",
+        r.stderr
+    );
+}
