@@ -18,6 +18,16 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_ns-run");
 pub fn busybox() -> &'static Path {
     static ROOT: OnceLock<PathBuf> = OnceLock::new();
     ROOT.get_or_init(|| {
+        // bases of earlier test processes that are gone
+        let tmp = Path::new(env!("CARGO_TARGET_TMPDIR"));
+        for e in std::fs::read_dir(tmp).into_iter().flatten().flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if let Some(pid) = name.strip_prefix("ns-run-base-")
+                && !Path::new("/proc").join(pid).exists()
+            {
+                let _ = std::fs::remove_dir_all(e.path());
+            }
+        }
         let base = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
             .join(format!("ns-run-base-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&base);
