@@ -223,7 +223,11 @@ pub fn sha256(data: &[u8]) -> String {
 pub fn raw_header(name: &[u8], typeflag: u8, size: u64, link: &[u8]) -> [u8; 512] {
     let mut h = [0u8; 512];
     h[..name.len().min(100)].copy_from_slice(&name[..name.len().min(100)]);
-    h[100..107].copy_from_slice(b"0000644");
+    h[100..107].copy_from_slice(if typeflag == b'5' {
+        b"0000755"
+    } else {
+        b"0000644"
+    });
     h[108..115].copy_from_slice(b"0000000");
     h[116..123].copy_from_slice(b"0000000");
     h[124..135].copy_from_slice(format!("{size:011o}").as_bytes());
