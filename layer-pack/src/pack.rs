@@ -8,6 +8,8 @@ use std::path::{Path, PathBuf};
 use crate::entry::{Entry, write_entries};
 use crate::error::PackError;
 use crate::gzip::ParallelGzip;
+use sha2::{Digest, Sha256};
+
 use crate::hash::{HashWriter, fmt_digest};
 use crate::options::{Compression, LayerDescriptor, PackOptions};
 use crate::queue::bounded;
@@ -176,13 +178,25 @@ fn run<W: Write>(
 ) -> Result<LayerDescriptor, PackError> {
     let mut sink = Sink::new(opts, out)?;
     // 8 MiB of tar in flight absorbs scheduling hiccups between the two threads.
-    let (tx, rx) = bounded::<Vec<u8>>(8);
+    let (tx, hash_rx) = bounded::<Vec<u8>>(4);
+    let (hash_tx, rx) = bounded::<Vec<u8>>(4);
     let (free_tx, free_rx) = bounded::<Vec<u8>>(8);
     std::thread::scope(|s| {
         let producer = s.spawn(move || {
             let mut c = Chunker::new(tx, free_rx);
             produce(&mut c)?;
             c.finish()
+        });
+        // The diff_id is hashed on its own thread, so reading files and hashing them overlap.
+        let hasher = s.spawn(move || {
+            let mut diff = Sha256::new();
+            while let Some(chunk) = hash_rx.recv() {
+                diff.update(&chunk);
+                if hash_tx.send(chunk).is_err() {
+                    break;
+                }
+            }
+            diff
         });
         let consumed = (|| {
             while let Some(chunk) = rx.recv() {
@@ -195,6 +209,9 @@ fn run<W: Write>(
         let tar_result = producer
             .join()
             .unwrap_or_else(|_| Err(PackError::Options("tar producer panicked".into())));
+        let diff = hasher
+            .join()
+            .map_err(|_| PackError::Options("tar hasher panicked".into()))?;
         let werr = |source| PackError::Write {
             path: "<output>".into(),
             source,
@@ -205,7 +222,7 @@ fn run<W: Write>(
                 Err(e)
             }
             (_, Err(e)) => Err(werr(e)),
-            (Ok(diff), Ok(())) => {
+            (Ok(()), Ok(())) => {
                 let w = sink.finish().map_err(werr)?;
                 let diff_id = fmt_digest(diff);
                 let digest = if opts.compression == Compression::None {

@@ -9,7 +9,6 @@ use std::io::{self, Read};
 use std::path::Path;
 
 use crate::queue::{Receiver, Sender};
-use sha2::{Digest, Sha256};
 
 use crate::error::PackError;
 
@@ -69,9 +68,6 @@ fn gone() -> PackError {
 /// Collects tar bytes into `CHUNK`-sized buffers sent to the consumer.
 pub(crate) struct Chunker {
     buf: Vec<u8>,
-    /// sha256 of the whole tar stream (the diff_id), computed here so that the consuming thread
-    /// only compresses.
-    diff: Sha256,
     tx: Sender<Vec<u8>>,
     free: Receiver<Vec<u8>>,
 }
@@ -80,7 +76,6 @@ impl Chunker {
     pub(crate) fn new(tx: Sender<Vec<u8>>, free: Receiver<Vec<u8>>) -> Self {
         Chunker {
             buf: Vec::with_capacity(CHUNK),
-            diff: Sha256::new(),
             tx,
             free,
         }
@@ -97,7 +92,6 @@ impl Chunker {
                 v
             },
         );
-        self.diff.update(&self.buf);
         let full = std::mem::replace(&mut self.buf, next);
         self.tx.send(full).map_err(|_| gone())
     }
@@ -167,11 +161,10 @@ impl Chunker {
         Ok(())
     }
 
-    /// Writes the end-of-archive marker, sends the last chunk and returns the diff_id hash.
-    pub(crate) fn finish(mut self) -> Result<Sha256, PackError> {
+    /// Writes the end-of-archive marker and sends the last chunk.
+    pub(crate) fn finish(mut self) -> Result<(), PackError> {
         self.write(&[0u8; 1024])?;
-        self.flush()?;
-        Ok(self.diff)
+        self.flush()
     }
 }
 
