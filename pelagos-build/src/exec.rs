@@ -306,6 +306,14 @@ impl<'a> Executor<'a> {
     }
 
     /// The overlay lower dirs of a list of layers, top first (snapshots unpacked on demand).
+    /// Records the snapshot dir of a layer made by this build.
+    pub(crate) fn remember_snapshot(&self, diff_id: &Digest, dir: PathBuf) {
+        self.snapshots
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(diff_id.as_str().to_string(), dir);
+    }
+
     pub(crate) fn lowers(&self, layers: &[Layer]) -> Result<Vec<PathBuf>, BuildError> {
         let mut out = Vec::with_capacity(layers.len());
         for (desc, diff_id) in layers.iter().rev() {

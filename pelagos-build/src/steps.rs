@@ -409,7 +409,12 @@ fn run_step(
             }
             let l = to_blob(ex, name, |w| layer_pack::pack_dir(&upper, &opts, w));
             match l {
-                Ok(l) => Some(l),
+                Ok(l) => {
+                    if res.uid_map.is_empty() {
+                        adopt_snapshot(ex, &upper, &l);
+                    }
+                    Some(l)
+                }
                 Err(e) => {
                     cleanup();
                     return Err(e);
@@ -420,6 +425,47 @@ fn run_step(
         drop(keep);
         Ok(layer)
     })
+}
+
+/// Makes a root RUN's upper dir the snapshot of the layer just packed from it, instead of
+/// unpacking that layer again when a later step needs it: the upper dir already is an overlay
+/// lower dir in the store's root format (char 0:0 whiteouts, `trusted.overlay.opaque`). The
+/// store's layout is followed (`snapshots/<hex>/fs` + `meta.json`, made in `tmp/` and renamed
+/// into place). Anything unexpected leaves the snapshot to the store (unpacked on demand).
+fn adopt_snapshot(ex: &Executor<'_>, upper: &Path, layer: &Layer) {
+    let (desc, diff_id) = layer;
+    if ex.store.has_snapshot(diff_id) {
+        return;
+    }
+    let Ok(tmp) = ex.store.temp_path("snap") else {
+        return;
+    };
+    let fs_dir = tmp.join("fs");
+    if std::fs::create_dir(&tmp).is_err() || std::fs::rename(upper, &fs_dir).is_err() {
+        let _ = std::fs::remove_dir_all(&tmp);
+        return;
+    }
+    let entries = walkdir::WalkDir::new(&fs_dir)
+        .min_depth(1)
+        .into_iter()
+        .count() as u64;
+    let meta = image_store::SnapshotMeta {
+        version: 1,
+        diff_id: diff_id.clone(),
+        layer: desc.digest.clone(),
+        whiteouts: "trusted".into(),
+        entries,
+    };
+    let dest = ex.store.snapshot_dir(diff_id);
+    let ok = image_store::canonical_json(&meta)
+        .ok()
+        .is_some_and(|bytes| std::fs::write(tmp.join("meta.json"), bytes).is_ok())
+        && std::fs::rename(&tmp, &dest).is_ok();
+    if ok {
+        ex.remember_snapshot(diff_id, dest.join("fs"));
+    } else {
+        let _ = std::fs::remove_dir_all(&tmp);
+    }
 }
 
 fn read_text(t: &Tree, rel: &str) -> Result<String, BuildError> {
