@@ -456,13 +456,13 @@ fn adopt_snapshot(ex: &Executor<'_>, upper: &Path, layer: &Layer) {
         whiteouts: "trusted".into(),
         entries,
     };
-    let dest = ex.store.snapshot_dir(diff_id);
+    let snapshot = ex.store.snapshot_dir(diff_id);
     let ok = image_store::canonical_json(&meta)
         .ok()
         .is_some_and(|bytes| std::fs::write(tmp.join("meta.json"), bytes).is_ok())
-        && std::fs::rename(&tmp, &dest).is_ok();
+        && std::fs::rename(&tmp, &snapshot).is_ok();
     if ok {
-        ex.remember_snapshot(diff_id, dest.join("fs"));
+        ex.remember_snapshot(diff_id, snapshot.join("fs"));
     } else {
         let _ = std::fs::remove_dir_all(&tmp);
     }

@@ -445,6 +445,10 @@ fn base_image_change_invalidates_and_four_concurrent_builds_share_a_store() {
             "shared"
         );
     }
+    // the store (blobs, images, snapshots adopted from RUN upper dirs, cache) is consistent
+    let report = e.store().fsck(false).unwrap();
+    assert!(report.ok && report.problems.is_empty(), "{report:?}");
+    assert!(report.snapshots_checked >= 5);
 }
 
 #[test]
