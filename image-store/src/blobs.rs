@@ -290,6 +290,52 @@ impl Store {
     }
 }
 
+impl Store {
+    /// Like [`Store::verify_blob`], but skips the re-hash when the blob file is unchanged since
+    /// its last full verification by this store: a stamp under `ROOT/verified/<hex>` records the
+    /// inode, size, mtime and ctime seen then. Any write to the blob changes its ctime, so a
+    /// modified or replaced blob is re-hashed; `fsck` always re-hashes everything.
+    pub fn verify_blob_fast(&self, digest: &Digest, size: Option<u64>) -> Result<()> {
+        use std::os::unix::fs::MetadataExt;
+        let path = self.blob_path(digest);
+        let meta = fs::symlink_metadata(&path).map_err(|e| {
+            if e.kind() == io::ErrorKind::NotFound {
+                StoreError::BlobNotFound {
+                    digest: digest.clone(),
+                }
+            } else {
+                StoreError::io("stat", &path, e)
+            }
+        })?;
+        let stamp = format!(
+            "{} {} {}.{} {}.{}",
+            meta.ino(),
+            meta.len(),
+            meta.mtime(),
+            meta.mtime_nsec(),
+            meta.ctime(),
+            meta.ctime_nsec()
+        );
+        let stamp_path = self.root().join("verified").join(digest.hex());
+        let fresh = size.is_none_or(|s| s == meta.len())
+            && fs::read_to_string(&stamp_path).is_ok_and(|old| old == stamp);
+        if fresh {
+            return Ok(());
+        }
+        self.verify_blob(digest, size)?;
+        // Best effort: a missing stamp only costs a re-hash next time.
+        if let Some(dir) = stamp_path.parent()
+            && fs::create_dir_all(dir).is_ok()
+        {
+            let tmp = stamp_path.with_extension(format!("tmp{}", std::process::id()));
+            if fs::write(&tmp, &stamp).is_ok() && fs::rename(&tmp, &stamp_path).is_err() {
+                let _ = fs::remove_file(&tmp);
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Turns a verified-read failure into the right error.
 pub(crate) fn blob_read_error(digest: &Digest, e: io::Error) -> StoreError {
     if e.kind() == io::ErrorKind::InvalidData {

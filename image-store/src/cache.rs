@@ -83,8 +83,9 @@ impl Store {
             .join(format!("{}.json", Digest::of(key.as_bytes()).hex()))
     }
 
-    /// Looks up a cache key. A record whose layer blob is missing or corrupt (re-hashed here) is
-    /// a miss. A hit's layer is protected from gc while this handle lives.
+    /// Looks up a cache key. A record whose layer blob is missing or corrupt is a miss (the blob
+    /// is re-hashed unless unchanged since its last verification, see
+    /// [`Store::verify_blob_fast`]). A hit's layer is protected from gc while this handle lives.
     pub fn cache_get(&self, key: &str) -> Result<Option<CacheRecord>> {
         let path = self.cache_path(key);
         let bytes = match fs::read(&path) {
@@ -101,7 +102,7 @@ impl Store {
         if let Some(layer) = &stored.record.layer {
             let d = &layer.descriptor;
             let ok = self.protected(&[&d.digest, &layer.diff_id], || {
-                Ok(self.verify_blob(&d.digest, Some(d.size)).is_ok())
+                Ok(self.verify_blob_fast(&d.digest, Some(d.size)).is_ok())
             })?;
             if !ok {
                 return Ok(None);
@@ -179,6 +180,8 @@ mod tests {
             b.digest.clone(),
         );
         s.cache_put("k", &rec).unwrap();
+        assert_eq!(s.cache_get("k").unwrap(), Some(rec.clone()));
+        assert!(s.root().join("verified").join(b.digest.hex()).is_file());
         assert_eq!(s.cache_get("k").unwrap(), Some(rec.clone()));
         fs::write(s.blob_path(&b.digest), b"lay3r").unwrap();
         assert_eq!(s.cache_get("k").unwrap(), None);
