@@ -281,7 +281,14 @@ pub fn build(opts: &BuildOptions, progress: &Progress) -> Result<BuildOutcome, B
     for t in &opts.tags {
         let r = Reference::parse(t)
             .map_err(|e| BuildError::Usage(crate::cli::UsageError::Tag(format!("{t}: {e}"))))?;
-        store.tag(&r, &written.manifest)?;
+        // an unchanged tag is not rewritten (index.json updates are locked and fsynced)
+        let current = store
+            .list_tags()?
+            .into_iter()
+            .find(|t| t.reference == r.to_string());
+        if current.is_none_or(|t| t.manifest.digest != written.manifest.digest) {
+            store.tag(&r, &written.manifest)?;
+        }
         references.push(r.to_string());
     }
     let result = BuildResult {

@@ -288,3 +288,32 @@ fn a_final_layer_of_one_wasm_file_gets_the_wasm_media_type_and_raw_bytes() {
         "application/vnd.oci.image.layer.v1.tar+gzip"
     );
 }
+
+#[test]
+fn copy_from_an_image_and_a_stage_index_and_only_needed_stages_run() {
+    let e = Env::new();
+    e.write("a.txt", "a");
+    e.remfile(
+        "FROM busybox:local AS unused\nCOPY missing-file /x\n\
+         FROM scratch AS files\nCOPY a.txt /a.txt\n\
+         FROM scratch\nCOPY --from=busybox:local /etc/passwd /from-image\nCOPY --from=1 /a.txt /from-index\n",
+    );
+    // the unused stage would fail: it is pruned
+    let (_, err) = e.build_ok(&["-t", "t"]);
+    assert!(!err.contains("missing-file"), "{err}");
+    let r = e.rootfs("t");
+    assert!(
+        std::fs::read_to_string(r.path().join("from-image"))
+            .unwrap()
+            .contains("root:x:0:0")
+    );
+    assert_eq!(
+        std::fs::read_to_string(r.path().join("from-index")).unwrap(),
+        "a"
+    );
+    assert_eq!(
+        meta(r.path(), "from-image").uid(),
+        0,
+        "--from keeps the source owner"
+    );
+}
