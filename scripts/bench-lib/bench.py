@@ -133,6 +133,13 @@ WORKLOADS = {
 }
 
 
+def describe(wl, quick):
+    desc = WORKLOADS[wl][1]
+    if wl == "many" and quick:
+        desc = desc.replace("20,000", "2,000").replace("~200 MB", "~20 MB") + " (--quick)"
+    return desc
+
+
 def fix_mtimes(d):
     for root, dirs, files in os.walk(d):
         for n in files + dirs:
@@ -160,6 +167,7 @@ class Runner:
         pid = os.posix_spawnp(argv[0], argv, env or os.environ, file_actions=fa)
         _, status, ru = os.wait4(pid, 0)
         dt = time.perf_counter() - t0
+        self.cpu = ru.ru_utime + ru.ru_stime
         code = os.waitstatus_to_exitcode(status)
         if check and code != 0:
             raise RuntimeError(f"{' '.join(argv)} exited with {code}")
@@ -242,12 +250,13 @@ class Buildah(Tool):
 
 def measure(tool, cmds):
     env = tool.env if isinstance(tool, BuildKit) else None
-    total, rss = 0.0, 0
+    total, rss, cpu = 0.0, 0, 0.0
     for c in cmds:
         dt, m = tool.r.run(c, env)
         total += dt
+        cpu += tool.r.cpu
         rss = max(rss, m)
-    return total, rss
+    return total, rss, cpu
 
 
 def bench(args):
@@ -266,7 +275,7 @@ def bench(args):
             sys.exit(f"bench: error: unknown scenario {s} (cold, cached, changed, export)")
     scs = [s for s in SCENARIOS if s in scs]
     load0 = os.getloadavg()
-    rows = []  # (workload, scenario, tool, run, seconds, rss_kib)
+    rows = []  # (workload, scenario, tool, run, seconds, rss_kib, cpu_seconds of the process tree)
     exports = {}  # workload -> "tool: size, layer media types"
     for wl in wls:
         gen, desc = WORKLOADS[wl]
@@ -279,8 +288,7 @@ def bench(args):
             ctx[t.name] = f"{fs}/ctx/{wl}/{t.name}"
             subprocess.run(["cp", "-a", master, ctx[t.name]], check=True)
         os.sync()
-        if wl == "many" and args.quick:
-            desc = desc.replace("20,000", "2,000").replace("~200 MB", "~20 MB")
+        desc = describe(wl, args.quick)
         print(f"\n== workload {wl}: {desc} (context made in {time.perf_counter() - t0:.1f}s)", flush=True)
         for sc in scs:
             export = sc == "export"
@@ -297,8 +305,8 @@ def bench(args):
                     if sc == "changed":
                         write(f"{ctx[t.name]}/{changed}", f"changed by run {i} of {t.name} at {time.time_ns()}\n".encode())
                     os.sync()
-                    secs, rss = measure(t, t.build(wl, ctx[t.name], export))
-                    rows.append((wl, sc, t.name, i, secs, rss))
+                    secs, rss, cpu = measure(t, t.build(wl, ctx[t.name], export))
+                    rows.append((wl, sc, t.name, i, secs, rss, cpu))
             if export:
                 exports[wl] = export_summary(tools, wl)
                 print("  exported OCI tars: " + exports[wl], flush=True)
@@ -359,17 +367,18 @@ def versions(names):
 def summary(rows, wl, sc, tool):
     v = [r[4] for r in rows if r[:3] == (wl, sc, tool)]
     m = [r[5] for r in rows if r[:3] == (wl, sc, tool)]
+    c = [r[6] for r in rows if r[:3] == (wl, sc, tool)]
     if not v:
         return None
-    return statistics.median(v), min(v), max(v), max(m)
+    return statistics.median(v), min(v), max(v), max(m), statistics.median(c)
 
 
 def report(args, names, wls, scs, rows, load0, load1, exports):
     os.makedirs(args.out, exist_ok=True)
     with open(f"{args.out}/raw.tsv", "w") as f:
-        f.write("workload\tscenario\ttool\trun\tseconds\tpeak_rss_kib\n")
+        f.write("workload\tscenario\ttool\trun\tseconds\tpeak_rss_kib\tcpu_seconds\n")
         for r in rows:
-            f.write(f"{r[0]}\t{r[1]}\t{r[2]}\t{r[3]}\t{r[4]:.4f}\t{r[5]}\n")
+            f.write(f"{r[0]}\t{r[1]}\t{r[2]}\t{r[3]}\t{r[4]:.4f}\t{r[5]}\t{r[6]:.3f}\n")
     ver = versions(names)
     now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     md = ["# Build benchmark: pelagos-build vs BuildKit vs buildah", ""]
@@ -389,7 +398,7 @@ def report(args, names, wls, scs, rows, load0, load1, exports):
     md.append("")
     hdr = ["workload", "scenario"] + [SHORT[n] + " (ms)" for n in names]
     hdr += [f"pelagos/{SHORT[n]}" for n in names[1:]]
-    hdr += ["pelagos peak RSS (MiB)"]
+    hdr += ["pelagos CPU (ms)", "pelagos peak RSS (MiB)"]
     md.append("| " + " | ".join(hdr) + " |")
     md.append("|" + "---|" * len(hdr))
     for wl in wls:
@@ -404,25 +413,26 @@ def report(args, names, wls, scs, rows, load0, load1, exports):
                 tgt = TARGETS.get((sc, n))
                 mark = "" if tgt is None else (f" ✓ (≤{tgt})" if ratio <= tgt else f" ✗ (≤{tgt})")
                 cells.append(f"{ratio:.2f}{mark}")
+            cells.append(f"{s['pelagos'][4] * 1000:.0f}")
             rss = s["pelagos"][3]
             cells.append(f"{rss / 1024:.0f}" + ("" if rss <= RSS_TARGET_KIB else " ✗ (≤100)"))
             md.append("| " + " | ".join(cells) + " |")
     md.append("")
-    md.append("Workloads: " + "; ".join(f"**{w}**: {WORKLOADS[w][1]}" for w in wls)
-              + (" (`--quick`: 2,000 files, ~20 MB)" if args.quick and "many" in wls else "") + ".")
+    md.append("Workloads: " + "; ".join(f"**{w}**: {describe(w, args.quick)}" for w in wls) + ".")
     md.append("")
     for wl, e in exports.items():
         md.append(f"Exported OCI tars ({wl}, checked with `skopeo inspect`): {e}.")
         md.append("")
     md.append("Peak RSS is the largest process of pelagos-build's tree (wait4 `ru_maxrss`), RUN "
-              "commands included. Targets (issue 9) are shown as ✓/✗ next to the ratios.")
+              "commands included; pelagos CPU is user+sys of that tree (RUN commands included; the peers' "
+              "work happens in daemons or is not comparable, so only pelagos-build's is shown). Targets (issue 9) are shown as ✓/✗ next to the ratios.")
     md.append("")
     md.append("![chart](bench.svg)")
     md.append("")
     with open(f"{args.out}/RESULTS.md", "w") as f:
         f.write("\n".join(md))
     with open(f"{args.out}/bench.svg", "w") as f:
-        f.write(svg(names, wls, scs, rows, now))
+        f.write(svg(names, wls, scs, rows, now, args.quick))
     print(f"\nwrote {args.out}/RESULTS.md, {args.out}/bench.svg, {args.out}/raw.tsv")
     print("\n".join(md[md.index("| " + " | ".join(hdr) + " |"):][: 2 + len(wls) * len(scs)]))
 
@@ -431,7 +441,7 @@ def esc(s):
     return s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
-def svg(names, wls, scs, rows, now):
+def svg(names, wls, scs, rows, now, args_quick):
     bar, gap, group_gap, left, panel_h, top = 26, 4, 36, 70, 210, 64
     group_w = len(names) * (bar + gap) - gap
     width = left + len(scs) * (group_w + group_gap) + 20
@@ -451,6 +461,7 @@ def svg(names, wls, scs, rows, now):
         vals = [summary(rows, wl, sc, n) for sc in scs for n in names]
         vmax = max((v[0] for v in vals if v), default=1) * 1000 or 1
         o.append(f'<text x="8" y="{y0 - 6}" font-size="13" font-weight="bold">{esc(wl)}</text>')
+        o.append(f'<text x="{8 + 9 * len(wl) + 10}" y="{y0 - 6}" fill="#555">{esc(describe(wl, args_quick))}</text>')
         base = y0 + panel_h - 20
         o.append(f'<line x1="{left - 4}" y1="{base}" x2="{width - 10}" y2="{base}" stroke="#333"/>')
         for tick in (0.5, 1.0):
