@@ -468,6 +468,86 @@ fn adopt_snapshot(ex: &Executor<'_>, upper: &Path, layer: &Layer) {
     }
 }
 
+/// Whether a COPY/WORKDIR layer can be written straight into a snapshot: as root (owners and
+/// the store's `trusted` format), small enough to hold a clone of the list, and only
+/// directories, files, symlinks and hard links.
+fn adoptable(entries: &BTreeMap<String, Entry>) -> bool {
+    rustix::process::geteuid().is_root()
+        && entries.len() <= 100_000
+        && entries.values().all(|e| {
+            matches!(
+                e.source,
+                EntrySource::Dir
+                    | EntrySource::File(_)
+                    | EntrySource::Bytes(_)
+                    | EntrySource::Symlink(_)
+                    | EntrySource::Hardlink(_)
+            )
+        })
+}
+
+/// Writes the entries of a COPY/WORKDIR layer just packed as that layer's snapshot (the files
+/// a later RUN or COPY reads), instead of unpacking the blob again. Same protocol as
+/// [`adopt_snapshot`]; any failure leaves the snapshot to the store.
+fn adopt_entries(ex: &Executor<'_>, entries: &BTreeMap<String, Entry>, layer: &Layer) {
+    use std::os::unix::fs::PermissionsExt;
+    let (desc, diff_id) = layer;
+    if ex.store.has_snapshot(diff_id) {
+        return;
+    }
+    let Ok(tmp) = ex.store.temp_path("snap") else {
+        return;
+    };
+    let fs_dir = tmp.join("fs");
+    let clamp = |t: i64| ex.opts.source_date_epoch.map_or(t, |e| t.min(e));
+    let write = || -> std::io::Result<()> {
+        std::fs::create_dir_all(&fs_dir)?;
+        for (p, e) in entries {
+            let dst = fs_dir.join(p);
+            match &e.source {
+                EntrySource::Dir => match std::fs::create_dir(&dst) {
+                    Err(err) if err.kind() != std::io::ErrorKind::AlreadyExists => return Err(err),
+                    _ => {}
+                },
+                EntrySource::File(h) => {
+                    std::fs::copy(h, &dst)?;
+                }
+                EntrySource::Bytes(b) => std::fs::write(&dst, b)?,
+                EntrySource::Symlink(t) => std::os::unix::fs::symlink(t, &dst)?,
+                EntrySource::Hardlink(t) => std::fs::hard_link(fs_dir.join(t), &dst)?,
+                _ => return Err(std::io::Error::other("unsupported entry")),
+            }
+            std::os::unix::fs::lchown(&dst, Some(e.uid), Some(e.gid))?;
+            if !matches!(e.source, EntrySource::Symlink(_) | EntrySource::Hardlink(_)) {
+                std::fs::set_permissions(&dst, std::fs::Permissions::from_mode(e.mode & 0o7777))?;
+            }
+        }
+        // times last, children before their directories
+        for (p, e) in entries.iter().rev() {
+            if matches!(e.source, EntrySource::Hardlink(_)) {
+                continue;
+            }
+            let t = filetime::FileTime::from_unix_time(clamp(e.mtime), 0);
+            filetime::set_symlink_file_times(fs_dir.join(p), t, t)?;
+        }
+        let meta = image_store::SnapshotMeta {
+            version: 1,
+            diff_id: diff_id.clone(),
+            layer: desc.digest.clone(),
+            whiteouts: "trusted".into(),
+            entries: entries.len() as u64,
+        };
+        let bytes = image_store::canonical_json(&meta).map_err(std::io::Error::other)?;
+        std::fs::write(tmp.join("meta.json"), bytes)?;
+        std::fs::rename(&tmp, ex.store.snapshot_dir(diff_id))
+    };
+    if write().is_ok() {
+        ex.remember_snapshot(diff_id, ex.store.snapshot_dir(diff_id).join("fs"));
+    } else {
+        let _ = std::fs::remove_dir_all(&tmp);
+    }
+}
+
 fn read_text(t: &Tree, rel: &str) -> Result<String, BuildError> {
     Ok(t.read_file(rel)
         .map_err(|e| failed(rel, e))?
@@ -681,9 +761,13 @@ fn copy_step(
             return Ok(None);
         }
         let opts = pack_opts(ex);
+        let copy = adoptable(&entries).then(|| entries.clone());
         let l = to_blob(ex, name, |w| {
             layer_pack::pack_entries(entries.into_values(), &opts, w)
         })?;
+        if let Some(entries) = copy {
+            adopt_entries(ex, &entries, &l);
+        }
         drop(staging);
         Ok(Some(l))
     });
@@ -765,9 +849,13 @@ fn workdir_step(
         )
         .map_err(|e| failed(name, e))?;
         let opts = pack_opts(ex);
+        let copy = adoptable(&plan.entries).then(|| plan.entries.clone());
         let l = to_blob(ex, name, |w| {
             layer_pack::pack_entries(plan.entries.into_values(), &opts, w)
         })?;
+        if let Some(entries) = copy {
+            adopt_entries(ex, &entries, &l);
+        }
         Ok(Some(l))
     })
 }
