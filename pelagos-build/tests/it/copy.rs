@@ -73,7 +73,10 @@ fn copy_sources_wildcards_dirs_dest_rules_and_ignore_files() {
     assert_eq!(read("w/cls/b.md"), "b");
     // context files are root-owned with their own modes and mtimes kept
     let m = meta(p, "w/app/a.txt");
-    assert_eq!((m.uid(), m.gid()), (0, 0));
+    if is_root() {
+        // (unprivileged unpacking cannot keep owners)
+        assert_eq!((m.uid(), m.gid()), (0, 0));
+    }
     let src_mtime = std::fs::metadata(e.ctx.join("src/a.txt")).unwrap().mtime();
     assert_eq!(m.mtime(), src_mtime);
 }
@@ -311,9 +314,11 @@ fn copy_from_an_image_and_a_stage_index_and_only_needed_stages_run() {
         std::fs::read_to_string(r.path().join("from-index")).unwrap(),
         "a"
     );
-    assert_eq!(
-        meta(r.path(), "from-image").uid(),
-        0,
-        "--from keeps the source owner"
-    );
+    if is_root() {
+        assert_eq!(
+            meta(r.path(), "from-image").uid(),
+            0,
+            "--from keeps the source owner"
+        );
+    }
 }
