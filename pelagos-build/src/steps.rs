@@ -331,7 +331,7 @@ fn run_step(
         env.extend(r.proxy_env.iter().cloned());
         let spec = ns_run::RunSpec {
             lowers,
-            work_root: Some(ex.store.tmp_dir()),
+            work_root: Some(ns_run::work_root_for_store(ex.store.root())),
             argv,
             env,
             workdir: Some(r.workdir.clone()),

@@ -573,3 +573,41 @@ fn rootless_build_as_an_unprivileged_user() {
     );
     assert!(out.contains("\"rootless\": \"yes\""), "{out}");
 }
+
+#[test]
+#[ignore = "needs root: RUN steps use namespaces and overlayfs"]
+fn store_repair_during_a_run_step_leaves_its_scratch_alone() {
+    // RUN scratch dirs live in STORE/runs, which `fsck --repair` / gc do not wipe (they clean
+    // STORE/tmp entries without a live lease)
+    let e = Env::new();
+    e.remfile("FROM busybox:local\nRUN sleep 2 && echo made > /made\n");
+    let kid = Command::new(BIN)
+        .args(["--store", e.store.to_str().unwrap(), "-t", "repaired"])
+        .arg(&e.ctx)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let runs = e.store.join("runs");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !std::fs::read_dir(&runs).is_ok_and(|d| {
+        d.flatten()
+            .any(|x| x.file_name().to_string_lossy().starts_with("run-"))
+    }) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no run dir appeared in STORE/runs"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    e.store().fsck(true).unwrap();
+    let o = kid.wait_with_output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let r = e.rootfs("repaired");
+    assert_eq!(
+        std::fs::read_to_string(r.path().join("made"))
+            .unwrap()
+            .trim(),
+        "made"
+    );
+}
