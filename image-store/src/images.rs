@@ -257,6 +257,13 @@ impl Store {
         self.protect_locked(&config.rootfs.diff_ids.iter().collect::<Vec<_>>())?;
         let mut manifest_descriptor = desc.clone();
         manifest_descriptor.annotations.clear();
+        if manifest_descriptor.media_type.is_empty() {
+            // an index entry without a media type: the manifest's own, else OCI
+            manifest_descriptor.media_type = manifest
+                .media_type
+                .clone()
+                .unwrap_or_else(|| MEDIA_TYPE_MANIFEST.to_string());
+        }
         Ok(ImageRecord {
             reference,
             manifest_descriptor,
@@ -299,13 +306,73 @@ impl Store {
             .get("mediaType")
             .and_then(|m| m.as_str())
             .unwrap_or(MEDIA_TYPE_MANIFEST);
-        if !is_manifest_media_type(mt) || v.get("config").is_none() {
+        // an image config also has a "config" member (the container config): a manifest's
+        // names a digest, and a manifest has a layers array
+        let is_manifest = v
+            .get("config")
+            .and_then(|c| c.get("digest"))
+            .is_some_and(serde_json::Value::is_string)
+            && v.get("layers").is_some_and(serde_json::Value::is_array);
+        if !is_manifest_media_type(mt) || !is_manifest {
             return Err(StoreError::Invalid {
                 what: d.to_string(),
                 reason: "not an image manifest".into(),
             });
         }
         Ok(Descriptor::new(mt, d.clone(), bytes.len() as u64))
+    }
+
+    /// Finds an untagged image whose image ID (config digest) or manifest digest starts with
+    /// `hex`, among the manifest blobs (small JSON blobs; layers are skipped by their first
+    /// byte). Several manifests of the same config are one image (the smallest manifest digest
+    /// wins); different configs make the prefix ambiguous. The caller holds the gc lock shared.
+    fn find_untagged_locked(&self, spec: &str, hex: &str) -> Result<Option<ImageRecord>> {
+        use std::io::Read;
+        let bdir = self.blobs_dir().join("sha256");
+        let mut names: Vec<String> = fs::read_dir(&bdir)
+            .ctx("read dir", &bdir)?
+            .filter_map(std::result::Result::ok)
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        let mut found: Option<ImageRecord> = None;
+        for name in names {
+            let Ok(d) = Digest::parse(&format!("sha256:{name}")) else {
+                continue;
+            };
+            let p = self.blob_path(&d);
+            let small = fs::metadata(&p)
+                .is_ok_and(|m| m.is_file() && m.len() <= crate::blobs::MAX_DOCUMENT_SIZE);
+            let mut first = [0u8; 1];
+            let json = small
+                && fs::File::open(&p)
+                    .and_then(|mut f| f.read_exact(&mut first))
+                    .is_ok()
+                && first[0] == b'{';
+            if !json {
+                continue;
+            }
+            let Ok(desc) = self.describe_manifest_locked(&d) else {
+                continue;
+            };
+            let Ok(rec) = self.load_image_locked(None, &desc) else {
+                continue;
+            };
+            if !(rec.config_digest.hex().starts_with(hex) || d.hex().starts_with(hex)) {
+                continue;
+            }
+            match &found {
+                Some(f) if f.config_digest != rec.config_digest => {
+                    return Err(StoreError::Invalid {
+                        what: spec.to_string(),
+                        reason: "ambiguous image id prefix".into(),
+                    });
+                }
+                Some(_) => {}
+                None => found = Some(rec),
+            }
+        }
+        Ok(found)
     }
 
     /// The config of an image (`None` when the reference is unknown).
@@ -356,17 +423,150 @@ impl Store {
             if let Some(f) = found {
                 return Ok(f);
             }
-            if hex.len() == 64 && !spec.contains('/') && spec.starts_with("sha256:") {
-                let d = Digest::parse(spec)?;
-                if self.has_blob(&d) {
-                    let desc = self.describe_manifest_locked(&d)?;
-                    return self.load_image_locked(None, &desc);
-                }
+            // untagged images (a build without -t): the manifests among the blobs
+            if let Some(f) = self.find_untagged_locked(spec, hex)? {
+                return Ok(f);
+            }
+            if hex.len() == 64 && spec.starts_with("sha256:") {
                 return Err(StoreError::ImageNotFound {
                     reference: spec.to_string(),
                 });
             }
         }
         self.image(&Reference::parse(spec)?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::oci::{MEDIA_TYPE_LAYER_TAR, RootFs};
+
+    fn untagged(s: &Store, layer: &[u8]) -> WrittenImage {
+        let b = s.put_blob_bytes(layer).unwrap();
+        let cfg = ImageConfig {
+            architecture: "amd64".into(),
+            os: "linux".into(),
+            rootfs: RootFs {
+                kind: "layers".into(),
+                diff_ids: vec![b.digest.clone()],
+            },
+            ..ImageConfig::default()
+        };
+        s.write_image(
+            &cfg,
+            &[Descriptor::new(MEDIA_TYPE_LAYER_TAR, b.digest, b.size)],
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn find_image_finds_an_untagged_image_by_id_prefix_and_manifest_digest() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(dir.path()).unwrap();
+        let w = untagged(&s, b"built, not tagged");
+        let id = w.config.digest.to_string();
+        // the full image ID used to be read as a manifest: "missing field `mediaType`"
+        let by_id = s.find_image(&id).unwrap();
+        assert_eq!(by_id.image_id(), &w.config.digest);
+        assert_eq!(by_id.manifest_digest(), &w.manifest.digest);
+        assert_eq!(by_id.reference, None);
+        let prefix = &w.config.digest.hex()[..12];
+        assert_eq!(s.find_image(prefix).unwrap().image_id(), &w.config.digest);
+        let sprefix = format!("sha256:{}", &w.config.digest.hex()[..20]);
+        assert_eq!(s.find_image(&sprefix).unwrap().image_id(), &w.config.digest);
+        let by_manifest = s.find_image(&w.manifest.digest.to_string()).unwrap();
+        assert_eq!(by_manifest.image_id(), &w.config.digest);
+        // a layer digest is not an image
+        let layer = &by_id.manifest.layers[0].digest;
+        assert!(matches!(
+            s.find_image(&layer.to_string()),
+            Err(StoreError::ImageNotFound { .. })
+        ));
+        assert!(matches!(
+            s.find_image("0123456789abcdef"),
+            Err(StoreError::ImageNotFound { .. })
+        ));
+        // tagged: found through the index, with its name
+        let r = Reference::parse("built:1").unwrap();
+        s.tag(&r, &w.manifest).unwrap();
+        let tagged = s.find_image(prefix).unwrap();
+        assert_eq!(
+            tagged.reference.as_deref(),
+            Some("docker.io/library/built:1")
+        );
+    }
+
+    #[test]
+    fn find_image_prefix_of_two_untagged_images_is_ambiguous() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(dir.path()).unwrap();
+        let a = untagged(&s, b"a");
+        let b = untagged(&s, b"b");
+        let common = a
+            .config
+            .digest
+            .hex()
+            .chars()
+            .zip(b.config.digest.hex().chars())
+            .take_while(|(x, y)| x == y)
+            .count();
+        // a full ID is never ambiguous
+        assert_eq!(
+            s.find_image(&a.config.digest.to_string())
+                .unwrap()
+                .image_id(),
+            &a.config.digest
+        );
+        if common >= 12 {
+            assert!(s.find_image(&a.config.digest.hex()[..common]).is_err());
+        }
+    }
+
+    #[test]
+    fn a_manifest_whose_descriptors_lack_media_types_still_loads() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(dir.path()).unwrap();
+        let w = untagged(&s, b"foreign");
+        let orig: Manifest = from_json(&s.read_blob(&w.manifest.digest).unwrap(), "m").unwrap();
+        let mut v = serde_json::to_value(&orig).unwrap();
+        v["config"].as_object_mut().unwrap().remove("mediaType");
+        v["layers"][0].as_object_mut().unwrap().remove("mediaType");
+        let bytes = serde_json::to_vec(&v).unwrap();
+        let md = s.put_blob_bytes(&bytes).unwrap();
+        // by its manifest digest and, untagged, by its image ID
+        let rec = s.find_image(&md.digest.to_string()).unwrap();
+        assert_eq!(rec.image_id(), &w.config.digest);
+        assert_eq!(rec.manifest.config.media_type, "");
+        // the descriptor round-trips without an invented media type
+        assert_eq!(
+            canonical_json(&rec.manifest).unwrap(),
+            canonical_json(&v).unwrap()
+        );
+        // tagged through index.json without a media type in the index entry either
+        let foreign = Reference::parse("foreign").unwrap();
+        s.tag(
+            &foreign,
+            &Descriptor::new(MEDIA_TYPE_MANIFEST, md.digest.clone(), md.size),
+        )
+        .unwrap();
+        s.update_index(|idx| {
+            for d in &mut idx.manifests {
+                d.media_type.clear();
+            }
+            Ok(())
+        })
+        .unwrap();
+        let rec = s.find_image("foreign").unwrap();
+        assert_eq!(rec.manifest_digest(), &md.digest);
+        assert_eq!(rec.manifest_descriptor.media_type, MEDIA_TYPE_MANIFEST);
+        // so it can be tagged again
+        s.tag(
+            &Reference::parse("again").unwrap(),
+            &rec.manifest_descriptor,
+        )
+        .unwrap();
+        let prefix = &w.config.digest.hex()[..12];
+        assert!(s.find_image(prefix).is_ok());
     }
 }

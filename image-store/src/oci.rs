@@ -41,7 +41,9 @@ pub const ANNOTATION_CONTAINERD_NAME: &str = "io.containerd.image.name";
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Descriptor {
-    /// The media type of the referenced content.
+    /// The media type of the referenced content (empty when a foreign document left it out; it
+    /// is then left out again when serialised).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub media_type: String,
     /// The content's digest.
     pub digest: Digest,
