@@ -291,6 +291,32 @@ impl Store {
 }
 
 impl Store {
+    /// The `verify_blob_fast` stamp of a blob: `ROOT/verified/<hex>`.
+    pub(crate) fn verified_stamp_path(&self, digest: &Digest) -> PathBuf {
+        self.root().join("verified").join(digest.hex())
+    }
+
+    /// Removes stamps whose blob is gone, and abandoned stamp temp files (`<hex>.tmp<pid>`);
+    /// returns how many were removed. Stamps of present blobs are kept.
+    pub(crate) fn clean_verified_stamps(&self) -> u64 {
+        let dir = self.root().join("verified");
+        let Ok(rd) = fs::read_dir(&dir) else {
+            return 0;
+        };
+        let mut n = 0;
+        for e in rd.filter_map(std::result::Result::ok) {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let stale = match Digest::parse(&format!("sha256:{name}")) {
+                Ok(d) => !self.has_blob(&d),
+                Err(_) => crate::gc::is_abandoned(&e.path()),
+            };
+            if stale && fs::remove_file(e.path()).is_ok() {
+                n += 1;
+            }
+        }
+        n
+    }
+
     /// Like [`Store::verify_blob`], but skips the re-hash when the blob file is unchanged since
     /// its last full verification by this store: a stamp under `ROOT/verified/<hex>` records the
     /// inode, size, mtime and ctime seen then. Any write to the blob changes its ctime, so a
@@ -316,7 +342,7 @@ impl Store {
             meta.ctime(),
             meta.ctime_nsec()
         );
-        let stamp_path = self.root().join("verified").join(digest.hex());
+        let stamp_path = self.verified_stamp_path(digest);
         let fresh = size.is_none_or(|s| s == meta.len())
             && fs::read_to_string(&stamp_path).is_ok_and(|old| old == stamp);
         if fresh {

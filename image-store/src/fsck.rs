@@ -118,6 +118,9 @@ impl Store {
                     good.insert(d);
                 }
                 Err(err) => {
+                    // a corrupt blob must be re-hashed by `verify_blob_fast` from now on, even
+                    // when it is kept (a flipped bit changes no ctime)
+                    let _ = fs::remove_file(self.verified_stamp_path(&d));
                     let fixed = repair && fs::remove_file(&path).is_ok();
                     problem("blob", d.to_string(), format!("corrupt: {err}"), fixed);
                 }
@@ -349,5 +352,31 @@ mod tests {
         let r = s.fsck(false).unwrap();
         assert!(r.ok && r.problems.is_empty() && r.stale_temp == 0, "{r:?}");
         assert!(s.list_tags().unwrap().is_empty());
+    }
+
+    #[test]
+    fn fsck_leaves_build_runs_and_verified_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(dir.path()).unwrap();
+        let (files, _lock) = crate::gc::tests::plant_foreign_state(dir.path());
+        let b = s.put_blob_bytes(b"layer").unwrap();
+        s.verify_blob_fast(&b.digest, None).unwrap();
+        let stamp = s.verified_stamp_path(&b.digest);
+        assert!(stamp.is_file());
+        let r = s.fsck(true).unwrap();
+        assert!(r.ok && r.problems.is_empty() && r.stale_temp == 0, "{r:?}");
+        for f in &files {
+            assert_eq!(fs::read(f).unwrap(), b"state", "{}", f.display());
+        }
+        assert!(stamp.is_file());
+        // a blob corrupted in place (same size, no new stamp) loses its stamp, so the fast
+        // check re-hashes it
+        let p = s.blob_path(&b.digest);
+        let f = fs::File::options().write(true).open(&p).unwrap();
+        std::os::unix::fs::FileExt::write_at(&f, b"L", 0).unwrap();
+        let r = s.fsck(false).unwrap();
+        assert!(!r.ok);
+        assert!(!stamp.exists());
+        assert!(s.verify_blob_fast(&b.digest, None).is_err());
     }
 }

@@ -251,6 +251,10 @@ impl Store {
             }
         }
         crate::store::sync_parent(&bdir.join("x"))?;
+        // `verify_blob_fast` stamps of removed blobs (a stamp is only a hint: a stale one is
+        // harmless, but it would pile up). `build/` and `runs/` belong to pelagos-build and
+        // ns-run and are never looked at.
+        self.clean_verified_stamps();
         drop(gc_lock);
         for t in doomed_snapshots {
             report.bytes_freed += tree_size(&t);
@@ -266,7 +270,7 @@ impl Store {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::oci::{Descriptor, ImageConfig, MEDIA_TYPE_LAYER_TAR, RootFs};
     use crate::reference::Reference;
@@ -355,5 +359,60 @@ mod tests {
         assert_eq!(r.blobs_removed, 1);
         assert_eq!(r.temp_removed, 1);
         assert!(!stale.exists());
+    }
+
+    /// The builder's and ns-run's state dirs under the store root, with some content; a live
+    /// run holds a flock on its run dir.
+    pub(crate) fn plant_foreign_state(root: &Path) -> (Vec<std::path::PathBuf>, fs::File) {
+        let files = vec![
+            root.join("build/statcache.json"),
+            root.join("build/cache-mounts/0123abcd/data/file"),
+            root.join("runs/r-1234/lock"),
+            root.join("runs/r-1234/upper/x"),
+            root.join("runs/r-dead/upper/y"),
+        ];
+        for f in &files {
+            fs::create_dir_all(f.parent().unwrap()).unwrap();
+            fs::write(f, b"state").unwrap();
+        }
+        let lock = fs::File::open(root.join("runs/r-1234/lock")).unwrap();
+        rustix::fs::flock(&lock, FlockOperation::LockExclusive).unwrap();
+        (files, lock)
+    }
+
+    #[test]
+    fn gc_leaves_build_and_runs_alone_and_drops_stale_verified_stamps() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(dir.path()).unwrap();
+        let (files, _lock) = plant_foreign_state(dir.path());
+        let kept = image(&s, b"kept layer");
+        s.tag(&Reference::parse("kept").unwrap(), &kept.manifest)
+            .unwrap();
+        let gone = image(&s, b"gone layer");
+        let gone_layer = s.read_blob(&gone.manifest.digest).unwrap();
+        let gone_layer: crate::oci::Manifest = crate::oci::from_json(&gone_layer, "m").unwrap();
+        let gone_layer = gone_layer.layers[0].digest.clone();
+        s.verify_blob_fast(&gone_layer, None).unwrap();
+        s.verify_blob_fast(&kept.config.digest, None).unwrap();
+        let stale = s.verified_stamp_path(&gone_layer);
+        let live = s.verified_stamp_path(&kept.config.digest);
+        assert!(stale.is_file() && live.is_file());
+        let abandoned_tmp = stale.with_extension("tmp999999");
+        fs::write(&abandoned_tmp, b"x").unwrap();
+        let old = std::time::SystemTime::now() - FOREIGN_TEMP_AGE - Duration::from_secs(60);
+        fs::File::options()
+            .write(true)
+            .open(&abandoned_tmp)
+            .unwrap()
+            .set_modified(old)
+            .unwrap();
+        drop(s);
+        let r = Store::open(dir.path()).unwrap().gc(true).unwrap();
+        assert!(r.blobs_removed >= 3, "{r:?}");
+        assert!(!stale.exists() && !abandoned_tmp.exists());
+        assert!(live.is_file());
+        for f in &files {
+            assert_eq!(fs::read(f).unwrap(), b"state", "{}", f.display());
+        }
     }
 }
