@@ -128,6 +128,11 @@ struct ChildPlan {
     /// Run the init in the cloned child itself instead of re-executing the helper: only when
     /// the caller is single-threaded, where a forked child may do anything.
     direct: bool,
+    /// Rootless: a pipe the child reads one byte from before it goes on, sent once its uid and
+    /// gid maps are written. `execve` by a uid that is not 0 in the new user namespace (an
+    /// unmapped one is not) drops every capability there, so the helper must not be executed
+    /// before the maps exist. `-1`: no wait (not rootless).
+    go: RawFd,
     fds: [RawFd; 5],
     helper: CString,
     argv: [*const libc::c_char; 2],
@@ -154,6 +159,20 @@ unsafe fn child(plan: &ChildPlan) -> ! {
         let mut set: libc::sigset_t = std::mem::zeroed();
         libc::sigemptyset(&raw mut set);
         libc::sigprocmask(libc::SIG_SETMASK, &raw const set, std::ptr::null_mut());
+        if plan.go >= 0 {
+            let mut b = 0u8;
+            loop {
+                let n = libc::read(plan.go, (&raw mut b).cast(), 1);
+                if n == 1 {
+                    break;
+                }
+                if n < 0 && *libc::__errno_location() == libc::EINTR {
+                    continue;
+                }
+                // The caller gave up (failed to write the maps): it kills and reaps us.
+                libc::_exit(126);
+            }
+        }
         if plan.direct {
             crate::init::main();
         }
@@ -349,6 +368,11 @@ fn run_in(
     let stderr = output_fd(&spec.stderr, 2, &null).map_err(spawn)?;
     let (cfg_r, cfg_w) = pipe().map_err(spawn)?;
     let (err_r, err_w) = pipe().map_err(spawn)?;
+    let go = if rootless {
+        Some(pipe().map_err(spawn)?)
+    } else {
+        None
+    };
 
     let helper = match &spec.helper {
         Some(p) => CString::new(p.as_os_str().as_encoded_bytes())
@@ -359,6 +383,7 @@ fn run_in(
     let env0 = CString::new(format!("{INIT_ENV}=1")).map_err(|_| invalid("env"))?;
     let plan = ChildPlan {
         direct: spec.helper.is_none() && single_threaded(),
+        go: go.as_ref().map_or(-1, |(r, _)| r.as_raw_fd()),
         fds: [
             stdin.as_raw_fd(),
             stdout.as_raw_fd(),
@@ -407,6 +432,12 @@ fn run_in(
     } else {
         (Vec::new(), Vec::new(), true)
     };
+    if let Some((go_r, go_w)) = go {
+        drop(go_r);
+        // The maps exist: the child may exec the helper (as uid 0, keeping its capabilities).
+        rustix::io::write(&go_w, &[1])
+            .map_err(|e| RunError::Spawn(io::Error::from_raw_os_error(e.raw_os_error())))?;
+    }
     let _net = crate::net::start(spec.network, pid, rootless)?;
 
     let cfg = InitConfig {

@@ -5,6 +5,7 @@ mod isolation;
 mod lifecycle;
 mod mounts;
 mod network;
+mod reexec;
 mod rootless;
 mod user;
 
@@ -13,6 +14,17 @@ use std::process::{Command, Output, Stdio};
 use std::sync::OnceLock;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_ns-run");
+
+/// Makes this test binary a container init when `ns_run::run` re-executes it
+/// (`/proc/self/exe`, no `RunSpec::helper`): libtest owns `main`, so the call that a program's
+/// `main` starts with runs from `.init_array`, before it.
+#[used]
+#[unsafe(link_section = ".init_array")]
+static INIT_HOOK: extern "C" fn() = init_hook;
+
+extern "C" fn init_hook() {
+    ns_run::init_if_requested();
+}
 
 /// A busybox rootfs (scripts/make-base) extracted once per test run, world-readable.
 pub fn busybox() -> &'static Path {

@@ -291,3 +291,37 @@ fn rootless_slirp_and_pasta_reach_host_loopback() {
     let r = run("nsrun-sub", &low, &wr, &["--network", "pasta"], &script);
     assert_eq!((r.code, r.stderr.as_str()), (0, "pong"));
 }
+
+/// The reported bug: a multi-threaded program calling the library rootless (the init is the
+/// program itself re-executed) failed with "make mounts private /: operation not permitted",
+/// as the helper was executed before the id maps were written and lost its capabilities.
+#[test]
+#[ignore = "needs root: creates users, runs this test binary as one of them"]
+fn rootless_library_reexec_from_threads() {
+    use super::reexec::{LOWER_ENV, WORK_ENV};
+    user("nsrun-sub", true);
+    let (d, low, wr) = home("nsrun-sub");
+    let mut exe = std::env::current_exe().unwrap();
+    if !readable_by("nsrun-sub", &exe) {
+        let p = d.path().join("it");
+        std::fs::copy(&exe, &p).unwrap();
+        exe = p;
+    }
+    let o = as_user("nsrun-sub")
+        .arg(&exe)
+        .args([
+            "reexec::library_reexecs_self_from_threads",
+            "--exact",
+            "--include-ignored",
+        ])
+        .env(LOWER_ENV, &low)
+        .env(WORK_ENV, &wr)
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        o.status.success() && out.contains("1 passed"),
+        "{out}\n{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
