@@ -365,15 +365,20 @@ mod tests {
         assert!(stamp.is_file());
         let r = s.fsck(true).unwrap();
         assert!(r.ok && r.problems.is_empty() && r.stale_temp == 0, "{r:?}");
-        for f in &files {
-            assert_eq!(fs::read(f).unwrap(), b"state", "{}", f.display());
+        for planted in &files {
+            assert_eq!(
+                fs::read(planted).unwrap(),
+                b"state",
+                "{}",
+                planted.display()
+            );
         }
         assert!(stamp.is_file());
         // a blob corrupted in place (same size, no new stamp) loses its stamp, so the fast
         // check re-hashes it
-        let p = s.blob_path(&b.digest);
-        let f = fs::File::options().write(true).open(&p).unwrap();
-        std::os::unix::fs::FileExt::write_at(&f, b"L", 0).unwrap();
+        let blob = s.blob_path(&b.digest);
+        let file = fs::File::options().write(true).open(&blob).unwrap();
+        std::os::unix::fs::FileExt::write_at(&file, b"L", 0).unwrap();
         let r = s.fsck(false).unwrap();
         assert!(!r.ok);
         assert!(!stamp.exists());
