@@ -145,7 +145,13 @@ pub(crate) fn setup(cfg: &InitConfig) -> Result<Prepared, ChildError> {
             MountSpec::Tmpfs { .. } => Kind::Dir,
             MountSpec::Secret { .. } => Kind::File,
         };
-        user_targets.push(target(t, kind)?);
+        // Under /dev: a fresh tmpfs hides whatever the lowers hold there, so the target is
+        // created in that tmpfs once it is mounted, not looked up or created in the layers.
+        let rel = match under_dev(t) {
+            Some(rest) => dev_t.join(rest),
+            None => target(t, kind)?,
+        };
+        user_targets.push(rel);
         kinds.push(kind);
     }
     if cfg.fresh_upper {
@@ -248,8 +254,12 @@ pub(crate) fn setup(cfg: &InitConfig) -> Result<Prepared, ChildError> {
             continue;
         };
         let dst = at(rel);
-        // Shadowed by an earlier mount of a parent dir: create it there (never in the upper).
-        if fs::symlink_metadata(&dst).is_err() {
+        if let Ok(rest) = rel.strip_prefix(&dev_t)
+            && under_dev(m.target()).is_some()
+        {
+            create_in_dev(&dev, rest, *kind)?;
+        } else if fs::symlink_metadata(&dst).is_err() {
+            // Shadowed by an earlier mount of a parent dir: create it there (never in the upper).
             if *kind == Kind::Dir {
                 fs::create_dir_all(&dst).ctx("create mount target", dst.display())?;
             } else {
@@ -532,6 +542,61 @@ fn fuse_overlay(cfg: &InitConfig, lowers: &[PathBuf], root: &Path) -> Result<(),
     Ok(())
 }
 
+/// The part of `target` below `/dev` (lexically normalised), when it is strictly below it.
+fn under_dev(target: &str) -> Option<PathBuf> {
+    use std::path::Component;
+    let mut parts: Vec<&std::ffi::OsStr> = Vec::new();
+    for c in Path::new(target).components() {
+        match c {
+            Component::Normal(n) => parts.push(n),
+            Component::ParentDir => {
+                parts.pop();
+            }
+            Component::RootDir | Component::CurDir | Component::Prefix(_) => {}
+        }
+    }
+    match parts.split_first() {
+        Some((first, rest)) if *first == "dev" && !rest.is_empty() => Some(rest.iter().collect()),
+        _ => None,
+    }
+}
+
+/// Creates the mount target `rest` (relative) inside the mounted `/dev` tmpfs: missing dirs
+/// 0755, a missing file empty. Symlinks on the way (`/dev/fd`, `/dev/stdin`, …) are refused,
+/// never followed out of the container's `/dev`.
+fn create_in_dev(dev: &Path, rest: &Path, kind: Kind) -> Result<(), ChildError> {
+    let stage = "create mount target";
+    let mut cur = dev.to_path_buf();
+    let n = rest.components().count();
+    for (i, c) in rest.components().enumerate() {
+        cur.push(c);
+        let last = i + 1 == n;
+        let shown = Path::new("/dev").join(cur.strip_prefix(dev).unwrap_or(&cur));
+        match fs::symlink_metadata(&cur) {
+            Ok(m) if m.file_type().is_symlink() => {
+                return Err(ChildError::msg(
+                    stage,
+                    shown.display(),
+                    "is a symbolic link in /dev".into(),
+                ));
+            }
+            Ok(m) if !last && !m.is_dir() => {
+                return Err(ChildError::os(
+                    stage,
+                    shown.display(),
+                    &io::Error::from_raw_os_error(libc::ENOTDIR),
+                ));
+            }
+            Ok(_) => {}
+            Err(_) if last && kind == Kind::File => {
+                fs::File::create(&cur).ctx(stage, shown.display())?;
+            }
+            Err(_) => fs::create_dir(&cur).ctx(stage, shown.display())?,
+        }
+    }
+    Ok(())
+}
+
 fn mount_dev(dev: &Path, rootless: bool) -> Result<(), ChildError> {
     mnt(
         Some(Path::new("tmpfs")),
@@ -614,4 +679,21 @@ fn mount_dev(dev: &Path, rootless: bool) -> Result<(), ChildError> {
     }
     let _ = fs::metadata(dev).map(|m| m.mode());
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::under_dev;
+    use std::path::PathBuf;
+
+    #[test]
+    fn under_dev_is_lexical_and_strict() {
+        assert_eq!(under_dev("/dev/pipes/x"), Some(PathBuf::from("pipes/x")));
+        assert_eq!(under_dev("/dev//shm/./a"), Some(PathBuf::from("shm/a")));
+        assert_eq!(under_dev("/etc/../dev/x"), Some(PathBuf::from("x")));
+        assert_eq!(under_dev("/dev"), None);
+        assert_eq!(under_dev("/dev/.."), None);
+        assert_eq!(under_dev("/dev/../etc/x"), None);
+        assert_eq!(under_dev("/devices/x"), None);
+    }
 }

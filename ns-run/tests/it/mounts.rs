@@ -91,3 +91,62 @@ fn nested_mounts_parent_first_whatever_the_order() {
     assert_eq!(r.stderr, "inner2\n");
     assert_eq!(tree(&r.upper()), Vec::<String>::new());
 }
+
+/// `/dev` is a fresh tmpfs: mount targets under it (BuildKit's heredoc scripts at
+/// `/dev/pipes/NAME`) are created in that tmpfs, whatever the lowers hold at those paths, and
+/// leave nothing in the upper dir.
+#[test]
+#[ignore = "needs root: namespaces and overlayfs"]
+fn mount_targets_under_dev_live_in_the_dev_tmpfs() {
+    let w = work_root();
+    let f = w.path().join("script");
+    std::fs::write(&f, "#!/bin/sh\necho from-pipe\n").unwrap();
+    let d = w.path().join("cache");
+    std::fs::create_dir(&d).unwrap();
+    std::fs::write(d.join("c"), "c").unwrap();
+    // a lower whose /dev/pipes is a symlink out of /dev: not what the command sees
+    let low = w.path().join("low");
+    std::fs::create_dir_all(low.join("dev")).unwrap();
+    std::os::unix::fs::symlink("/elsewhere", low.join("dev/pipes")).unwrap();
+    let m1 = format!("type=bind,source={},target=/dev/pipes/x", f.display());
+    let m2 = format!("type=bind,source={},target=/dev/shm/c/d", d.display());
+    let r = super::ns(
+        w.path(),
+        &[
+            "--lower",
+            low.to_str().unwrap(),
+            "--mount",
+            &m1,
+            "--mount",
+            &m2,
+        ],
+        &[
+            "sh",
+            "-c",
+            "sh /dev/pipes/x; ls /dev/pipes; cat /dev/shm/c/d/c; echo; \
+             ls -d /elsewhere 2>/dev/null; test -e /dev/null && echo null",
+        ],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(r.stderr, "from-pipe\nx\nc\nnull\n");
+    assert_eq!(tree(&r.upper()), Vec::<String>::new());
+}
+
+/// Targets under /dev never follow the tmpfs' own symlinks (`/dev/fd` → `/proc/self/fd`) out
+/// of it.
+#[test]
+#[ignore = "needs root: namespaces and overlayfs"]
+fn mount_target_through_dev_symlink_is_refused() {
+    let w = work_root();
+    let r = sh(
+        w.path(),
+        &["--mount", "type=tmpfs,target=/dev/fd/x"],
+        "true",
+    );
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("/dev/fd: is a symbolic link in /dev"),
+        "{}",
+        r.stderr
+    );
+}
