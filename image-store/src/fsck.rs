@@ -190,6 +190,11 @@ impl Store {
                         None => Some("missing or invalid meta.json".into()),
                         Some(m) if m.diff_id != d => Some(format!("meta.json names {}", m.diff_id)),
                         Some(_) if !path.join("fs").is_dir() => Some("missing fs directory".into()),
+                        // the content, when the layer is here to compare with (snapshots are
+                        // not fsynced: a crash can leave one renamed but incomplete)
+                        Some(m) if good.contains(&m.layer) => self
+                            .snapshot_mismatch(&m)
+                            .map(|why| format!("incomplete: {why}")),
                         Some(_) => None,
                     }
                 }
