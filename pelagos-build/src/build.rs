@@ -34,6 +34,10 @@ pub struct BuildResult {
     pub manifest_size: u64,
     /// `os/arch[/variant]`.
     pub platform: String,
+    /// Where the image was pushed (`--push`, `--output type=registry`), with the manifest
+    /// digest each registry has.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pushed: Vec<crate::registry::Pushed>,
 }
 
 /// The `--metadata-file` document.
@@ -61,6 +65,15 @@ pub struct Metadata {
     pub cached_steps: usize,
     /// Context files hashed (stat cache misses).
     pub files_hashed: usize,
+    /// Base images pulled (`REFERENCE MANIFEST_DIGEST`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub pulled: Vec<String>,
+    /// Pushes of the image.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub pushed: Vec<crate::registry::Pushed>,
+    /// Cache records exported by `--cache-to`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cache_exported: Option<usize>,
 }
 
 /// What a build produced.
@@ -72,17 +85,17 @@ pub struct BuildOutcome {
     pub metadata: Metadata,
 }
 
-/// Base configs from the store, for the planner.
-struct StoreBases<'a>(&'a Store);
+/// Base configs for the planner: from the store, else pulled (a failure is reported by the
+/// executor, which asks again and gets the same answer).
+struct StoreBases<'a, 'b>(&'b crate::registry::Bases<'a>);
 
-impl BaseResolver for StoreBases<'_> {
+impl BaseResolver for StoreBases<'_, '_> {
     fn resolve(
         &self,
         image: &str,
-        _platform: &remfile_plan::Platform,
+        platform: &remfile_plan::Platform,
     ) -> Option<remfile_plan::ImageConfig> {
-        let r = Reference::parse(image).ok()?;
-        let img = self.0.resolve(&r).ok()??;
+        let img = self.0.get(image, &platform.to_string()).ok()?;
         let text = serde_json::to_string(&img.config).ok()?;
         remfile_plan::ImageConfig::from_oci_json(&text).ok()
     }
@@ -143,6 +156,21 @@ pub fn build(opts: &BuildOptions, progress: &Progress) -> Result<BuildOutcome, B
     // ns-run and overlayfs need absolute paths
     let store_root = std::fs::canonicalize(&store_root).map_err(io(&store_root))?;
     let store = Store::open(&store_root)?;
+    let ropts = image_store::registry::RegistryOptions {
+        insecure_registries: opts.insecure_registries.clone(),
+        progress: !opts.quiet
+            && matches!(
+                opts.progress,
+                crate::cli::ProgressMode::Auto | crate::cli::ProgressMode::Tty
+            ),
+        ..Default::default()
+    };
+    for c in &opts.cache_from {
+        if let Some(w) = crate::registry::import_cache(&store, &c.reference, &ropts)? {
+            progress.warning(&w);
+        }
+    }
+    let bases = crate::registry::Bases::new(&store, ropts.clone(), opts.pull);
     // context
     let mut _stdin_tmp = None;
     let mut stdin_remfile = None;
@@ -217,7 +245,7 @@ pub fn build(opts: &BuildOptions, progress: &Progress) -> Result<BuildOutcome, B
                 platform,
                 build_platform: None,
             };
-            let plan = remfile_plan::plan(&ast, &popts, &StoreBases(&store)).map_err(|e| {
+            let plan = remfile_plan::plan(&ast, &popts, &StoreBases(&bases)).map_err(|e| {
                 BuildError::Plan {
                     file: shown.clone(),
                     message: e.to_string(),
@@ -226,10 +254,6 @@ pub fn build(opts: &BuildOptions, progress: &Progress) -> Result<BuildOutcome, B
             (plan, path)
         }
     };
-    if opts.pull {
-        progress
-            .warning("--pull: registry pulls are not supported yet; using the images in the store");
-    }
     for w in &plan.warnings {
         match w.line {
             Some(l) => progress.warning(&format!("line {l}: {}", w.message)),
@@ -261,7 +285,8 @@ pub fn build(opts: &BuildOptions, progress: &Progress) -> Result<BuildOutcome, B
         exec_opts,
         progress,
         StatCache::load(Some(stat_path)),
-    );
+    )
+    .with_bases(&bases);
     let result = ex.run();
     ex.save_statcache();
     let target = result?;
@@ -299,8 +324,22 @@ pub fn build(opts: &BuildOptions, progress: &Progress) -> Result<BuildOutcome, B
         manifest_digest: written.manifest.digest.to_string(),
         manifest_size: written.manifest.size,
         platform: target.platform.clone(),
+        pushed: Vec::new(),
     };
     crate::output::write_outputs(&store, &opts.outputs, &written.manifest, &opts.tags)?;
+    let mut result = result;
+    result.pushed =
+        crate::registry::push_all(&store, &written.manifest.digest, &opts.push_to, &ropts)?;
+    let mut cache_exported = None;
+    for c in &opts.cache_to {
+        let keys = cache_keys(&plan, &reports, c.max);
+        cache_exported = Some(crate::registry::export_cache(
+            &store,
+            &keys,
+            &c.reference,
+            &ropts,
+        )?);
+    }
     if let Some(f) = &opts.iidfile {
         std::fs::write(f, &result.image_id).map_err(io(f))?;
     }
@@ -315,12 +354,36 @@ pub fn build(opts: &BuildOptions, progress: &Progress) -> Result<BuildOutcome, B
         cached_steps: reports.iter().filter(|r| r.cached).count(),
         steps: reports,
         files_hashed,
+        pulled: bases.pulled(),
+        pushed: result.pushed.clone(),
+        cache_exported,
     };
     if let Some(f) = &opts.metadata_file {
         let text = serde_json::to_string_pretty(&metadata).unwrap_or_default();
         std::fs::write(f, text + "\n").map_err(io(f))?;
     }
     Ok(BuildOutcome { result, metadata })
+}
+
+/// The cache keys of the steps `--cache-to` exports: every step (`mode=max`), or those of the
+/// stages the result is built on (the target and its `FROM <stage>` ancestors: `mode=min`).
+fn cache_keys(plan: &Plan, reports: &[crate::exec::StepReport], max: bool) -> Vec<String> {
+    let mut chain = vec![plan.target];
+    let mut at = plan.target;
+    while let Some(remfile_plan::Base::Stage { stage }) =
+        plan.stages.iter().find(|s| s.index == at).map(|s| &s.base)
+    {
+        if chain.contains(stage) {
+            break;
+        }
+        chain.push(*stage);
+        at = *stage;
+    }
+    reports
+        .iter()
+        .filter(|r| max || chain.contains(&r.stage))
+        .filter_map(|r| r.cache_key.clone())
+        .collect()
 }
 
 fn plan_doc(text: &str, file: &str) -> Result<Plan, BuildError> {

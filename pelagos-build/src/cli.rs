@@ -30,6 +30,19 @@ pub enum UsageError {
     /// A bad `--tag`.
     #[error("invalid tag {0:?}")]
     Tag(String),
+    /// A bad `--cache-to` / `--cache-from` spec.
+    #[error("invalid {flag} {spec:?}: {reason}")]
+    Cache {
+        /// The flag.
+        flag: &'static str,
+        /// The spec.
+        spec: String,
+        /// Why.
+        reason: String,
+    },
+    /// `--push` or `--output type=registry` without a name to push to.
+    #[error("{0}: no image name to push to (give -t or name=)")]
+    NoPushName(&'static str),
 }
 
 /// How progress is shown on stderr.
@@ -86,6 +99,8 @@ pub enum OutputKind {
     Local,
     /// The flattened root filesystem as a tar file.
     Tar,
+    /// Pushed to a registry (`name=`, else every `-t` tag).
+    Registry,
 }
 
 /// One `--output`.
@@ -102,7 +117,8 @@ pub struct OutputSpec {
 }
 
 impl OutputSpec {
-    /// Parses `type=oci|docker|local|tar,dest=PATH[,tar=false][,name=N]`, or a bare `PATH`
+    /// Parses `type=oci|docker|local|tar,dest=PATH[,tar=false][,name=N]`,
+    /// `type=registry[,name=REF]` (also `type=image,push=true[,name=REF]`), or a bare `PATH`
     /// (Docker's shorthand for `type=local,dest=PATH`).
     pub fn parse(spec: &str) -> Result<Self, UsageError> {
         let err = |reason: &str| UsageError::Output {
@@ -120,7 +136,7 @@ impl OutputSpec {
                 name: None,
             });
         }
-        let (mut kind, mut dest, mut tar, mut name) = (None, None, true, None);
+        let (mut kind, mut dest, mut tar, mut name, mut push) = (None, None, true, None, None);
         for field in spec.split(',') {
             let (k, v) = field
                 .split_once('=')
@@ -132,10 +148,12 @@ impl OutputSpec {
                         "docker" => OutputKind::Docker,
                         "local" => OutputKind::Local,
                         "tar" => OutputKind::Tar,
-                        "registry" | "image" => {
-                            return Err(err("type registry/image is not supported yet (use -t)"));
+                        "registry" => OutputKind::Registry,
+                        "image" => {
+                            push.get_or_insert(false);
+                            OutputKind::Registry
                         }
-                        _ => return Err(err("type must be oci, docker, local or tar")),
+                        _ => return Err(err("type must be oci, docker, local, tar or registry")),
                     });
                 }
                 "dest" => {
@@ -152,10 +170,37 @@ impl OutputSpec {
                     };
                 }
                 "name" => name = Some(v.to_string()),
+                "push" => {
+                    push = Some(match v {
+                        "true" => true,
+                        "false" => false,
+                        _ => return Err(err("push must be true or false")),
+                    });
+                }
                 other => return Err(err(&format!("unknown field {other:?}"))),
             }
         }
         let kind = kind.ok_or_else(|| err("missing type="))?;
+        if kind == OutputKind::Registry {
+            if push == Some(false) {
+                return Err(err("type=image stores the image: use -t (or push=true)"));
+            }
+            if dest.is_some() {
+                return Err(err("type=registry takes name=, not dest="));
+            }
+            if name.as_deref() == Some("") {
+                return Err(err("empty name"));
+            }
+            return Ok(OutputSpec {
+                kind,
+                dest: PathBuf::new(),
+                tar: false,
+                name,
+            });
+        }
+        if push.is_some() {
+            return Err(err("push= applies only to type=registry or type=image"));
+        }
         let dest = dest.ok_or_else(|| err("missing dest="))?;
         if !tar && kind != OutputKind::Oci {
             return Err(err("tar=false applies only to type=oci"));
@@ -166,6 +211,54 @@ impl OutputSpec {
             tar: tar && kind != OutputKind::Local,
             name,
         })
+    }
+}
+
+/// One `--cache-to` / `--cache-from`: `type=registry,ref=REF[,mode=min|max]`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct CacheSpec {
+    /// The cache artifact's reference.
+    pub reference: String,
+    /// `mode=max`: every step of every stage; `min` (default): the steps of the stages the
+    /// result is built on.
+    pub max: bool,
+}
+
+impl CacheSpec {
+    /// Parses a spec of `flag` (`mode=` only for `--cache-to`).
+    pub fn parse(flag: &'static str, spec: &str) -> Result<Self, UsageError> {
+        let err = |reason: &str| UsageError::Cache {
+            flag,
+            spec: spec.to_string(),
+            reason: reason.into(),
+        };
+        let (mut kind, mut reference, mut max) = (None, None, false);
+        for field in spec.split(',') {
+            let (k, v) = field
+                .split_once('=')
+                .ok_or_else(|| err("expected KEY=VALUE fields"))?;
+            match k.trim() {
+                "type" => kind = Some(v.to_string()),
+                "ref" if !v.is_empty() => reference = Some(v.to_string()),
+                "ref" => return Err(err("empty ref")),
+                "mode" if flag == "--cache-to" => {
+                    max = match v {
+                        "min" => false,
+                        "max" => true,
+                        _ => return Err(err("mode must be min or max")),
+                    };
+                }
+                other => return Err(err(&format!("unknown field {other:?}"))),
+            }
+        }
+        match kind.as_deref() {
+            Some("registry") => {}
+            Some(_) => return Err(err("only type=registry is supported")),
+            None => return Err(err("missing type=")),
+        }
+        let reference = reference.ok_or_else(|| err("missing ref="))?;
+        image_store::Reference::parse(&reference).map_err(|e| err(&e.to_string()))?;
+        Ok(CacheSpec { reference, max })
     }
 }
 
@@ -213,7 +306,8 @@ pub struct Cli {
     /// Write the build metadata (JSON) to this file.
     #[arg(long, value_name = "FILE")]
     pub metadata_file: Option<PathBuf>,
-    /// An output: `type=oci|docker|local|tar,dest=PATH` (repeatable).
+    /// An output: `type=oci|docker|local|tar,dest=PATH` or `type=registry[,name=REF]`
+    /// (repeatable).
     #[arg(short = 'o', long = "output", value_name = "SPEC")]
     pub outputs: Vec<String>,
     /// The store directory (default: $PELAGOS_STORE, /var/lib/pelagos for root, else
@@ -229,6 +323,19 @@ pub struct Cli {
     /// The target platform (only the machine's own platform can run RUN steps).
     #[arg(long)]
     pub platform: Option<String>,
+    /// Push every `-t` tag to its registry after the build.
+    #[arg(long)]
+    pub push: bool,
+    /// A registry reached over plain HTTP or unverified TLS (repeatable; localhost and
+    /// 127.0.0.0/8 always are).
+    #[arg(long = "insecure-registry", value_name = "HOST[:PORT]")]
+    pub insecure_registries: Vec<String>,
+    /// Export the build cache: `type=registry,ref=REF[,mode=min|max]` (repeatable).
+    #[arg(long = "cache-to", value_name = "SPEC")]
+    pub cache_to: Vec<String>,
+    /// Import a build cache first: `type=registry,ref=REF` (repeatable).
+    #[arg(long = "cache-from", value_name = "SPEC")]
+    pub cache_from: Vec<String>,
 }
 
 /// Where the Remfile or the Plan comes from.
@@ -290,6 +397,14 @@ pub struct BuildOptions {
     pub source_date_epoch: Option<i64>,
     /// `--platform`.
     pub platform: Option<String>,
+    /// Where to push the result: every `-t` with `--push`, and `--output type=registry` names.
+    pub push_to: Vec<String>,
+    /// `--insecure-registry`.
+    pub insecure_registries: Vec<String>,
+    /// `--cache-to`.
+    pub cache_to: Vec<CacheSpec>,
+    /// `--cache-from`.
+    pub cache_from: Vec<CacheSpec>,
 }
 
 /// Parses `NAME[=VALUE]`; without `=`, the value comes from `env` (absent: the arg is skipped).
@@ -367,6 +482,35 @@ impl Cli {
             .iter()
             .map(|o| OutputSpec::parse(o))
             .collect::<Result<Vec<_>, _>>()?;
+        let mut push_to: Vec<String> = Vec::new();
+        if self.push {
+            if self.tags.is_empty() {
+                return Err(UsageError::NoPushName("--push"));
+            }
+            push_to.extend(self.tags.iter().cloned());
+        }
+        for o in outputs.iter().filter(|o| o.kind == OutputKind::Registry) {
+            match (&o.name, self.tags.is_empty()) {
+                (Some(n), _) => push_to.extend(n.split(',').map(str::to_string)),
+                (None, false) => push_to.extend(self.tags.iter().cloned()),
+                (None, true) => return Err(UsageError::NoPushName("--output type=registry")),
+            }
+        }
+        for p in &push_to {
+            image_store::Reference::parse(p).map_err(|e| UsageError::Tag(format!("{p}: {e}")))?;
+        }
+        let mut seen = std::collections::HashSet::new();
+        push_to.retain(|p| seen.insert(p.clone()));
+        let cache_to = self
+            .cache_to
+            .iter()
+            .map(|c| CacheSpec::parse("--cache-to", c))
+            .collect::<Result<Vec<_>, _>>()?;
+        let cache_from = self
+            .cache_from
+            .iter()
+            .map(|c| CacheSpec::parse("--cache-from", c))
+            .collect::<Result<Vec<_>, _>>()?;
         let source_date_epoch = match &self.source_date_epoch {
             Some(s) => Some(parse_epoch(s)?),
             None => match env("SOURCE_DATE_EPOCH") {
@@ -392,6 +536,10 @@ impl Cli {
             store: self.store,
             source_date_epoch,
             platform: self.platform,
+            push_to,
+            insecure_registries: self.insecure_registries,
+            cache_to,
+            cache_from,
         })
     }
 }
@@ -535,6 +683,57 @@ mod tests {
     }
 
     #[test]
+    fn registry_flags() {
+        let o = opts(
+            &[
+                "-t",
+                "r.example:5000/a:1",
+                "-t",
+                "b:2",
+                "--push",
+                "-o",
+                "type=registry,name=c:3",
+                "-o",
+                "type=image,push=true",
+                "--insecure-registry",
+                "r.example:5000",
+                "--cache-to",
+                "type=registry,ref=r.example:5000/cache:x,mode=max",
+                "--cache-from",
+                "type=registry,ref=r.example:5000/cache:x",
+            ],
+            &[],
+        )
+        .unwrap();
+        // duplicates (the tags named again by type=image) are pushed once
+        assert_eq!(o.push_to, ["r.example:5000/a:1", "b:2", "c:3"]);
+        assert_eq!(o.insecure_registries, ["r.example:5000"]);
+        assert!(o.cache_to[0].max && !o.cache_from[0].max);
+        assert_eq!(o.cache_from[0].reference, "r.example:5000/cache:x");
+        assert!(matches!(
+            opts(&["--push"], &[]),
+            Err(UsageError::NoPushName(_))
+        ));
+        assert!(matches!(
+            opts(&["-o", "type=registry"], &[]),
+            Err(UsageError::NoPushName(_))
+        ));
+        assert!(opts(&["-o", "type=registry,name=Bad:x"], &[]).is_err());
+        for bad in [
+            "type=local,ref=x",
+            "ref=x",
+            "type=registry",
+            "type=registry,ref=",
+            "type=registry,ref=x,mode=all",
+            "type=registry,ref=UPPER",
+            "type=registry,ref=x,foo=1",
+        ] {
+            assert!(CacheSpec::parse("--cache-to", bad).is_err(), "{bad}");
+        }
+        assert!(CacheSpec::parse("--cache-from", "type=registry,ref=x,mode=max").is_err());
+    }
+
+    #[test]
     fn output_specs() {
         let o = OutputSpec::parse("type=oci,dest=/x/o,tar=false,name=app:1").unwrap();
         assert_eq!(o.kind, OutputKind::Oci);
@@ -551,6 +750,9 @@ mod tests {
             "type=oci,dest=",
             "type=oci,dest=x,foo=1",
             "type=registry,dest=x",
+            "type=image,name=x",
+            "type=registry,name=",
+            "type=oci,dest=x,push=true",
             "",
         ] {
             assert!(OutputSpec::parse(bad).is_err(), "{bad}");

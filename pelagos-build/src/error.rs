@@ -74,10 +74,26 @@ pub enum BuildError {
         message: String,
     },
     /// A base image is not available.
-    #[error(
-        "image {0} not found in the store (import or load it first: registry pulls are not supported yet)"
-    )]
+    #[error("image {0} not found in the store")]
     ImageNotFound(String),
+    /// A base image could not be pulled.
+    #[error("pull {image}: {message}")]
+    Pull {
+        /// The image reference.
+        image: String,
+        /// The registry client's message.
+        message: String,
+        /// Whether the reference or the image was unusable (exit status 2).
+        input: bool,
+    },
+    /// A push or a remote cache transfer failed.
+    #[error("{what}: {source}")]
+    Registry {
+        /// The destination or cache reference.
+        what: String,
+        /// The cause.
+        source: image_store::registry::RegistryError,
+    },
     /// The store failed.
     #[error("store: {0}")]
     Store(#[from] image_store::StoreError),
@@ -118,7 +134,8 @@ impl BuildError {
                 | BuildError::PlanDoc { .. }
                 | BuildError::Ignore(_)
                 | BuildError::StepInput { .. }
-        )
+                | BuildError::Pull { input: true, .. }
+        ) || matches!(self, BuildError::Registry { source, .. } if source.is_input_error())
     }
 }
 

@@ -114,6 +114,7 @@ pub struct Executor<'a> {
     ready: Condvar,
     snapshots: Mutex<HashMap<String, PathBuf>>,
     pub(crate) reports: Mutex<Vec<StepReport>>,
+    bases: Option<&'a crate::registry::Bases<'a>>,
 }
 
 impl std::fmt::Debug for Executor<'_> {
@@ -220,7 +221,35 @@ impl<'a> Executor<'a> {
             ready: Condvar::new(),
             snapshots: Mutex::new(HashMap::new()),
             reports: Mutex::new(Vec::new()),
+            bases: None,
         }
+    }
+
+    /// Base images come from `bases` (pulled when missing) instead of the store alone.
+    #[must_use]
+    pub fn with_bases(mut self, bases: &'a crate::registry::Bases<'a>) -> Self {
+        self.bases = Some(bases);
+        self
+    }
+
+    /// The image `image` names, for a stage of `platform`: through the registry resolver when
+    /// there is one, else from the store.
+    pub(crate) fn image(
+        &self,
+        image: &str,
+        platform: &str,
+    ) -> Result<image_store::ImageRecord, BuildError> {
+        if let Some(b) = self.bases {
+            return b.get(image, platform);
+        }
+        let r = Reference::parse(image).map_err(|e| BuildError::Pull {
+            image: image.to_string(),
+            message: e.to_string(),
+            input: true,
+        })?;
+        self.store
+            .resolve(&r)?
+            .ok_or_else(|| BuildError::ImageNotFound(image.to_string()))
     }
 
     /// The progress name of a step.
@@ -370,13 +399,12 @@ impl<'a> Executor<'a> {
                     1 + stage.steps.iter().filter(|s| is_layer_step(s)).count()
                 );
                 self.progress.start(id, &name);
-                let r = Reference::parse(image).map_err(|e| BuildError::StepInput {
-                    step: name.clone(),
-                    message: e.to_string(),
-                })?;
-                let Some(img) = self.store.resolve(&r)? else {
-                    self.progress.error(id, "not found");
-                    return Err(BuildError::ImageNotFound(image.clone()));
+                let img = match self.image(image, &stage.platform) {
+                    Ok(img) => img,
+                    Err(e) => {
+                        self.progress.error(id, &e.to_string());
+                        return Err(e);
+                    }
                 };
                 let layers = img.layers()?;
                 let text = serde_json::to_string(&img.config).unwrap_or_default();

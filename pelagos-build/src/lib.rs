@@ -5,7 +5,8 @@
 //!
 //! - [`cli`]: the flags and their validation into [`cli::BuildOptions`];
 //! - [`ignore`]: `.dockerignore`-family files with Docker's pattern semantics;
-//! - [`perms`]: `--chown` / `--chmod`.
+//! - [`perms`]: `--chown` / `--chmod`;
+//! - [`registry`]: base image pulls, `--push`, the registry build cache.
 
 pub mod archive;
 pub mod build;
@@ -19,6 +20,7 @@ pub mod ignore;
 pub mod output;
 pub mod perms;
 pub mod progress;
+pub mod registry;
 pub mod steps;
 pub mod tree;
 pub mod wasm;

@@ -37,7 +37,7 @@ pub fn write_outputs(
     manifest: &Descriptor,
     tags: &[String],
 ) -> Result<(), BuildError> {
-    for o in outputs {
+    for o in outputs.iter().filter(|o| o.kind != OutputKind::Registry) {
         let name = o.name.as_deref().or(tags.first().map(String::as_str));
         let img = record(store, manifest, name)?;
         let err = |e: &dyn std::fmt::Display| BuildError::Output {
@@ -62,6 +62,8 @@ pub fn write_outputs(
                 store.export(&[img], ExportFormat::Rootfs, Some(&o.dest), &mut sink)
             }
             (OutputKind::Local, _) => store.export_rootfs_dir(&img, &o.dest),
+            // pushed by the build after every file output
+            (OutputKind::Registry, _) => Ok(()),
         }
         .map_err(|e| err(&e))?;
     }

@@ -183,16 +183,17 @@ fn materialize(ex: &Executor<'_>, layers: &[Layer], name: &str) -> Result<TempPa
     Ok(dir)
 }
 
-fn from_layers(ex: &Executor<'_>, from: &FromRef, name: &str) -> Result<Vec<Layer>, BuildError> {
+fn from_layers(
+    ex: &Executor<'_>,
+    from: &FromRef,
+    platform: &str,
+    name: &str,
+) -> Result<Vec<Layer>, BuildError> {
     match from {
         FromRef::Stage(n) => Ok(ex.wait_stage(*n)?.layers.clone()),
         FromRef::Image(r) => {
-            let re = Reference::parse(r).map_err(|e| input(name, e))?;
-            let img = ex
-                .store
-                .resolve(&re)?
-                .ok_or_else(|| BuildError::ImageNotFound(r.clone()))?;
-            Ok(img.layers()?)
+            Reference::parse(r).map_err(|e| input(name, e))?;
+            Ok(ex.image(r, platform)?.layers()?)
         }
     }
 }
@@ -259,7 +260,7 @@ fn run_step(
                     let host = match from {
                         None => ex.context_root.join(rel),
                         Some(f) => {
-                            let layers = from_layers(ex, f, name)?;
+                            let layers = from_layers(ex, f, &st.platform, name)?;
                             let dir = materialize(ex, &layers, name)?;
                             let h = dir.0.join(rel);
                             keep.push(dir);
@@ -579,7 +580,7 @@ fn copy_step(
     let target = ex.tree_of(&st.layers)?;
     let src = match &c.from {
         None => ex.context.clone(),
-        Some(f) => ex.tree_of(&from_layers(ex, f, name)?)?,
+        Some(f) => ex.tree_of(&from_layers(ex, f, &st.platform, name)?)?,
     };
     let chown = c
         .chown

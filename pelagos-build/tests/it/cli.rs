@@ -122,8 +122,9 @@ fn scratch_config_only_image_result_tags_iidfile_metadata_quiet() {
 
 #[test]
 fn missing_base_image_fails_with_exit_1() {
+    let reg = crate::registry::LocalRegistry::start();
     let e = Env::empty();
-    e.remfile("FROM nothere:1\nRUN true\n");
+    e.remfile(&format!("FROM {}\nRUN true\n", reg.name("nothere:1")));
     let o = e.build(&[]);
     assert_eq!(o.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&o.stderr).contains("nothere"));

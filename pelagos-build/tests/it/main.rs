@@ -8,4 +8,5 @@
 mod cli;
 mod common;
 mod copy;
+mod registry;
 mod run;
