@@ -9,13 +9,16 @@
 //!
 //! Entry points: [`Store::open`], [`Reference::parse`], [`Store::put_blob`],
 //! [`Store::blob_writer`], [`Store::open_blob`], [`Store::write_image`], [`Store::tag`],
-//! [`Store::resolve`], [`Store::snapshot`], [`Store::lowers`], [`Store::cache_get`],
+//! [`Store::resolve`], [`Store::find_image`], [`Store::snapshot`], [`Store::adopt_snapshot`],
+//! [`Store::lowers`], [`Store::cache_get`],
 //! [`Store::cache_put`], [`Store::gc`], [`Store::fsck`], [`Store::import_tar`],
 //! [`Store::import_dir`], [`Store::commit`], [`Store::load_path`], [`Store::export`].
 //! Registries (the [`registry`] module): [`registry::pull`], [`registry::push`],
 //! [`registry::login`], [`registry::export_cache`], [`registry::import_cache`].
 //!
-//! Guarantees: every write is temp file + fsync + rename; `index.json` changes hold a lock; a
+//! Guarantees: every write is temp file + fsync + rename (snapshots, derived data rebuilt from
+//! their layer blobs, are renamed complete but not fsynced; `fsck` finds one a crash left
+//! incomplete); `index.json` changes hold a lock; a
 //! [`Store`] handle holds a lease so `gc` never removes what it wrote or resolved; every blob from
 //! outside is verified against its digest and size before it becomes visible.
 
