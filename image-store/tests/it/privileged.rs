@@ -99,7 +99,7 @@ fn snapshots_are_overlay_lowers_with_whiteouts() {
             m.to_str().unwrap(),
         ],
     );
-    let _g = Mount(m.clone());
+    let mount = Mount(m.clone());
     assert_eq!(names(&m.join("etc")), ["keep"]);
     assert_eq!(names(&m.join("opq")), ["new"]);
     // rootfs export flattens the same way
@@ -121,7 +121,7 @@ fn snapshots_are_overlay_lowers_with_whiteouts() {
     assert_eq!(list, ["etc", "etc/keep", "opq", "opq/new"]);
     // fsck compares the snapshots with their layers, whiteouts and opaque dirs included; a
     // lost whiteout (what a crash can do to an unsynced snapshot) is found and repaired
-    drop(_g);
+    drop(mount);
     s.fsck_clean();
     std::fs::remove_file(top.join("etc/gone")).unwrap();
     let o = s.run(&["fsck"]);
