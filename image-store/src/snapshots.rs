@@ -60,7 +60,16 @@ impl Store {
         let present =
             self.protected(&[diff_id, &layer.digest], || Ok(self.has_snapshot(diff_id)))?;
         if present {
-            return Ok(dir.join("fs"));
+            // a truncated meta.json is what a crash leaves of an unsynced snapshot: refuse it
+            // rather than hand out a lower dir that may be missing files
+            return match self.snapshot_meta(diff_id) {
+                Ok(m) if m.diff_id == *diff_id => Ok(dir.join("fs")),
+                _ => Err(StoreError::Invalid {
+                    what: dir.display().to_string(),
+                    reason: "incomplete snapshot (left by a crash?): run image-store fsck --repair"
+                        .into(),
+                }),
+            };
         }
         let root = rustix::process::geteuid().is_root();
         let tmp = self.temp_path("snap")?;
@@ -374,9 +383,13 @@ mod tests {
         assert_eq!(again, fs_dir);
         assert!(again.join("l").is_symlink());
         assert!(problems(&s).is_empty());
-        // a truncated meta.json (also a crash outcome) is found too
+        // a truncated meta.json (also a crash outcome) is found too, and refused by the lookup
         fs::write(s.snapshot_dir(&diff_id).join("meta.json"), b"").unwrap();
         assert_eq!(problems(&s), ["snapshot missing or invalid meta.json"]);
+        let err = s.snapshot(&desc, &diff_id).unwrap_err();
+        assert!(err.to_string().contains("fsck --repair"), "{err}");
+        assert!(s.fsck(true).unwrap().ok);
+        assert_eq!(s.snapshot(&desc, &diff_id).unwrap(), fs_dir);
     }
 
     #[test]
