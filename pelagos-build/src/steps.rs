@@ -216,7 +216,7 @@ fn run_step(
         let lowers = ex.lowers(&st.layers)?;
         let mut keep: Vec<TempPath> = Vec::new();
         let mut mounts = Vec::new();
-        let mut argv = r.argv.clone();
+        let argv = r.argv.clone();
         if !r.heredocs.is_empty() {
             let dir = TempPath(ex.store.temp_path("heredoc")?);
             std::fs::create_dir_all(&dir.0).map_err(|e| failed(name, e))?;
@@ -225,20 +225,9 @@ fn run_step(
                 std::fs::write(&p, &h.data).map_err(|e| failed(name, e))?;
                 std::fs::set_permissions(&p, std::fs::Permissions::from_mode(h.mode & 0o7777))
                     .map_err(|e| failed(name, e))?;
-                // ns-run mounts a fresh tmpfs on /dev after creating mount targets, which would
-                // hide BuildKit's /dev/pipes/NAME: mount the script elsewhere and point argv at it
-                let target = match h.path.strip_prefix("/dev/pipes/") {
-                    Some(rest) => {
-                        let t = format!("/run/pelagos-heredoc/{rest}");
-                        for a in &mut argv {
-                            if *a == h.path {
-                                a.clone_from(&t);
-                            }
-                        }
-                        t
-                    }
-                    None => h.path.clone(),
-                };
+                // BuildKit's path (/dev/pipes/NAME for scripts run as files): ns-run creates
+                // mount targets under /dev inside its fresh /dev tmpfs
+                let target = h.path.clone();
                 mounts.push(ns_run::MountSpec::Bind {
                     source: p,
                     target,
