@@ -276,6 +276,8 @@ pub fn build(opts: &BuildOptions, progress: &Progress) -> Result<BuildOutcome, B
         no_cache: opts.no_cache,
         network: Some(opts.network),
         source_date_epoch: opts.source_date_epoch,
+        secrets: opts.secrets.clone(),
+        ssh: opts.ssh.clone(),
     };
     let ex = Executor::new(
         &store,

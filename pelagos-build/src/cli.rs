@@ -43,6 +43,9 @@ pub enum UsageError {
     /// `--push` or `--output type=registry` without a name to push to.
     #[error("{0}: no image name to push to (give -t or name=)")]
     NoPushName(&'static str),
+    /// A bad `--secret` or `--ssh`.
+    #[error(transparent)]
+    Secret(#[from] crate::secrets::SecretError),
 }
 
 /// How progress is shown on stderr.
@@ -336,6 +339,14 @@ pub struct Cli {
     /// Import a build cache first: `type=registry,ref=REF` (repeatable).
     #[arg(long = "cache-from", value_name = "SPEC")]
     pub cache_from: Vec<String>,
+    /// A secret for `RUN --mount=type=secret`: `id=ID[,src=PATH]`, `id=ID,env=VAR`,
+    /// `type=file|env,...` (repeatable; a lone `id=ID` reads the variable ID, else the file ID).
+    #[arg(long = "secret", value_name = "SPEC")]
+    pub secrets: Vec<String>,
+    /// An SSH agent socket for `RUN --mount=type=ssh`: `default|ID[=SOCKET]` (repeatable;
+    /// without a socket, `$SSH_AUTH_SOCK`).
+    #[arg(long = "ssh", value_name = "ID[=SOCKET]")]
+    pub ssh: Vec<String>,
 }
 
 /// Where the Remfile or the Plan comes from.
@@ -405,6 +416,10 @@ pub struct BuildOptions {
     pub cache_to: Vec<CacheSpec>,
     /// `--cache-from`.
     pub cache_from: Vec<CacheSpec>,
+    /// `--secret`s (a later one with the same id wins); their Debug never shows a value.
+    pub secrets: Vec<crate::secrets::SecretSpec>,
+    /// `--ssh` agents (a later one with the same id wins).
+    pub ssh: Vec<crate::secrets::SshSpec>,
 }
 
 /// Parses `NAME[=VALUE]`; without `=`, the value comes from `env` (absent: the arg is skipped).
@@ -518,6 +533,18 @@ impl Cli {
                 _ => None,
             },
         };
+        let mut secrets: Vec<crate::secrets::SecretSpec> = Vec::new();
+        for s in &self.secrets {
+            let s = crate::secrets::SecretSpec::parse(s, env)?;
+            secrets.retain(|o| o.id != s.id);
+            secrets.push(s);
+        }
+        let mut ssh: Vec<crate::secrets::SshSpec> = Vec::new();
+        for s in &self.ssh {
+            let s = crate::secrets::SshSpec::parse(s, env)?;
+            ssh.retain(|o| o.id != s.id);
+            ssh.push(s);
+        }
         Ok(BuildOptions {
             context,
             recipe,
@@ -540,6 +567,8 @@ impl Cli {
             insecure_registries: self.insecure_registries,
             cache_to,
             cache_from,
+            secrets,
+            ssh,
         })
     }
 }

@@ -31,6 +31,10 @@ pub struct ExecOptions {
     pub network: Option<NetworkMode>,
     /// SOURCE_DATE_EPOCH.
     pub source_date_epoch: Option<i64>,
+    /// `--secret`s.
+    pub secrets: Vec<crate::secrets::SecretSpec>,
+    /// `--ssh` agents.
+    pub ssh: Vec<crate::secrets::SshSpec>,
 }
 
 /// One layer of a stage: its blob descriptor and diff_id.

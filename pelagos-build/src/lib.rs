@@ -6,7 +6,8 @@
 //! - [`cli`]: the flags and their validation into [`cli::BuildOptions`];
 //! - [`ignore`]: `.dockerignore`-family files with Docker's pattern semantics;
 //! - [`perms`]: `--chown` / `--chmod`;
-//! - [`registry`]: base image pulls, `--push`, the registry build cache.
+//! - [`registry`]: base image pulls, `--push`, the registry build cache;
+//! - [`secrets`]: `--secret` and `--ssh` for `RUN --mount=type=secret|ssh`.
 
 pub mod archive;
 pub mod build;
@@ -21,6 +22,7 @@ pub mod output;
 pub mod perms;
 pub mod progress;
 pub mod registry;
+pub mod secrets;
 pub mod steps;
 pub mod tree;
 pub mod wasm;

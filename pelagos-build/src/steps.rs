@@ -216,6 +216,10 @@ fn run_step(
         let lowers = ex.lowers(&st.layers)?;
         let mut keep: Vec<TempPath> = Vec::new();
         let mut mounts = Vec::new();
+        // secret values: files on a memory fs (removed when the step ends) and env entries
+        let mut secret_files: Vec<crate::secrets::SecretFile> = Vec::new();
+        let mut secret_env: Vec<String> = Vec::new();
+        let mut ssh_sock: Option<String> = None;
         let argv = r.argv.clone();
         if !r.heredocs.is_empty() {
             let dir = TempPath(ex.store.temp_path("heredoc")?);
@@ -290,26 +294,72 @@ fn run_step(
                     size: *size,
                 }),
                 RunMount::Secret {
-                    id: sid, required, ..
+                    id: sid,
+                    target,
+                    env: var,
+                    required,
+                    mode,
+                    uid,
+                    gid,
                 } => {
-                    if *required {
-                        return Err(input(
-                            name,
-                            format!("secret {sid:?} is required but secrets are not supported yet"),
-                        ));
+                    let Some(spec) = ex.opts.secrets.iter().find(|s| s.id == *sid) else {
+                        if *required {
+                            return Err(failed(
+                                name,
+                                format!(
+                                    "secret {sid:?} is required but was not given (--secret id={sid},...)"
+                                ),
+                            ));
+                        }
+                        continue;
+                    };
+                    let value = spec.value().map_err(|e| failed(name, e))?;
+                    if let Some(var) = var {
+                        let text = String::from_utf8(value.clone()).map_err(|_| {
+                            failed(
+                                name,
+                                format!("secret {sid:?} is not valid UTF-8 for env {var}"),
+                            )
+                        })?;
+                        secret_env.push(format!("{var}={text}"));
+                    }
+                    if let Some(target) = target {
+                        let f =
+                            crate::secrets::SecretFile::new(&value, &ex.store.root().join("tmp"))
+                                .map_err(|e| failed(name, format!("secret {sid:?}: {e}")))?;
+                        mounts.push(ns_run::MountSpec::Secret {
+                            source: f.path.clone(),
+                            target: target.clone(),
+                            mode: *mode,
+                            uid: *uid,
+                            gid: *gid,
+                        });
+                        secret_files.push(f);
                     }
                 }
                 RunMount::Ssh {
-                    id: sid, required, ..
+                    id: sid,
+                    target,
+                    required,
+                    ..
                 } => {
-                    if *required {
-                        return Err(input(
-                            name,
-                            format!(
-                                "ssh agent {sid:?} is required but ssh forwarding is not supported yet"
-                            ),
-                        ));
-                    }
+                    let Some(spec) = ex.opts.ssh.iter().find(|s| s.id == *sid) else {
+                        if *required {
+                            return Err(failed(
+                                name,
+                                format!(
+                                    "ssh agent {sid:?} is required but was not given (--ssh {sid}[=SOCKET])"
+                                ),
+                            ));
+                        }
+                        continue;
+                    };
+                    mounts.push(ns_run::MountSpec::Bind {
+                        source: spec.socket.clone(),
+                        target: target.clone(),
+                        readonly: false,
+                    });
+                    ssh_sock.get_or_insert_with(|| target.clone());
                 }
             }
         }
@@ -319,6 +369,16 @@ fn run_step(
         let progress = ex.progress;
         let mut env = r.env.clone();
         env.extend(r.proxy_env.iter().cloned());
+        if let Some(sock) = ssh_sock
+            && !env.iter().any(|e| e.starts_with("SSH_AUTH_SOCK="))
+        {
+            env.push(format!("SSH_AUTH_SOCK={sock}"));
+        }
+        for e in secret_env {
+            let k = e.split('=').next().unwrap_or_default().to_string();
+            env.retain(|x| x.split('=').next() != Some(k.as_str()));
+            env.push(e);
+        }
         let spec = ns_run::RunSpec {
             lowers,
             work_root: Some(ns_run::work_root_for_store(ex.store.root())),
@@ -349,6 +409,7 @@ fn run_step(
             });
             let res = ns_run::run(&spec);
             drop(spec);
+            drop(secret_files);
             let tail = reader.join().unwrap_or_default();
             (res, tail)
         });

@@ -10,3 +10,4 @@ mod common;
 mod copy;
 mod registry;
 mod run;
+mod secrets;
