@@ -763,6 +763,49 @@ mod tests {
     }
 
     #[test]
+    fn secret_and_ssh_flags() {
+        let dir = tempfile::tempdir().unwrap();
+        let sock = dir.path().join("a.sock");
+        let _l = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+        let s = sock.display().to_string();
+        let o = opts(
+            &[
+                "--secret",
+                "id=a,src=/x/one",
+                "--secret",
+                "id=b,env=TOK",
+                "--secret",
+                "id=a,src=/x/two",
+                "--ssh",
+                "default",
+                "--ssh",
+                &format!("git={s}"),
+            ],
+            &[("TOK", "v"), ("SSH_AUTH_SOCK", &s)],
+        )
+        .unwrap();
+        // a later --secret with the same id wins
+        let ids: Vec<&str> = o.secrets.iter().map(|x| x.id.as_str()).collect();
+        assert_eq!(ids, ["b", "a"]);
+        assert_eq!(
+            o.secrets[1].source,
+            crate::secrets::SecretSource::File("/x/two".into())
+        );
+        // the value is not in Debug (unredacted it would be a second field)
+        assert!(format!("{o:?}").contains("Env(\"TOK\")"), "{o:?}");
+        assert_eq!(o.ssh.len(), 2);
+        assert!(o.ssh.iter().all(|x| x.socket == sock));
+        assert!(matches!(
+            opts(&["--secret", "id=a,foo=b"], &[]),
+            Err(UsageError::Secret(_))
+        ));
+        assert!(matches!(
+            opts(&["--ssh", "default"], &[]),
+            Err(UsageError::Secret(_))
+        ));
+    }
+
+    #[test]
     fn output_specs() {
         let o = OutputSpec::parse("type=oci,dest=/x/o,tar=false,name=app:1").unwrap();
         assert_eq!(o.kind, OutputKind::Oci);
