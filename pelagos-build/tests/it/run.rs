@@ -500,7 +500,7 @@ fn every_config_instruction_lands_in_the_config() {
 }
 
 /// Creates (once) an unprivileged user with sub-id ranges for rootless tests.
-fn rootless_user() -> &'static str {
+pub(crate) fn rootless_user() -> &'static str {
     const USER: &str = "pelagos-rl";
     let exists = Command::new("id")
         .arg(USER)

@@ -246,3 +246,60 @@ fn ssh_agent_socket_is_forwarded() {
     let o = build_env(&e, &["--ssh", &format!("default={}", key.display())], &[]);
     assert_eq!(o.status.code(), Some(2));
 }
+
+#[test]
+#[ignore = "needs root: creates an unprivileged user and runs the build as that user"]
+fn rootless_secret_and_ssh() {
+    use std::os::unix::fs::PermissionsExt;
+    let user = crate::run::rootless_user();
+    let e = Env::new();
+    let secret = format!("rootless-s3cret-{}", std::process::id());
+    let src = e.dir.path().join("tok");
+    std::fs::write(&src, &secret).unwrap();
+    std::fs::set_permissions(&src, std::fs::Permissions::from_mode(0o600)).unwrap();
+    e.remfile(
+        "FROM busybox:local\n\
+         RUN --mount=type=secret,id=tok,required,uid=5 wc -c < /run/secrets/tok > /len \
+         && stat -c %u /run/secrets/tok > /owner\n\
+         RUN --mount=type=ssh,required test -S \"$SSH_AUTH_SOCK\" && echo sock > /ssh\n",
+    );
+    let st = Command::new("chown")
+        .args(["-R", user])
+        .arg(e.dir.path())
+        .status()
+        .unwrap();
+    assert!(st.success());
+    // the agent socket belongs to the builder's user, as a real agent's would
+    let sock = e.dir.path().join("agent.sock");
+    let _l = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+    assert!(
+        Command::new("chown")
+            .arg(user)
+            .arg(&sock)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let o = Command::new("setpriv")
+        .args(["--reuid", user, "--regid", user, "--init-groups", "env"])
+        .arg(format!("HOME=/home/{user}"))
+        .arg(format!("SSH_AUTH_SOCK={}", sock.display()))
+        .arg(BIN)
+        .args(["--store", e.store.to_str().unwrap(), "--progress", "plain"])
+        .args(["-t", "rls", "--ssh", "default", "--secret"])
+        .arg(format!("id=tok,src={}", src.display()))
+        .arg(&e.ctx)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    assert!(!err.contains(&secret));
+    let r = e.rootfs("rls");
+    let read = |p: &str| std::fs::read_to_string(r.path().join(p)).unwrap();
+    assert_eq!(read("len").trim(), secret.len().to_string());
+    assert_eq!(read("owner").trim(), "5");
+    assert_eq!(read("ssh").trim(), "sock");
+    for (path, data) in contents(&e.store) {
+        assert!(!has(&data, secret.as_bytes()), "secret found in {path}");
+    }
+}
