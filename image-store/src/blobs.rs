@@ -87,6 +87,7 @@ impl BlobWriter<'_> {
         file.sync_all().ctx("fsync", &self.path)?;
         drop(file);
         self.store.publish_temp(&self.path, &digest)?;
+        self.store.write_verified_stamp(&digest);
         Ok(BlobInfo { digest, size })
     }
 }
@@ -322,7 +323,6 @@ impl Store {
     /// inode, size, mtime and ctime seen then. Any write to the blob changes its ctime, so a
     /// modified or replaced blob is re-hashed; `fsck` always re-hashes everything.
     pub fn verify_blob_fast(&self, digest: &Digest, size: Option<u64>) -> Result<()> {
-        use std::os::unix::fs::MetadataExt;
         let path = self.blob_path(digest);
         let meta = fs::symlink_metadata(&path).map_err(|e| {
             if e.kind() == io::ErrorKind::NotFound {
@@ -333,15 +333,7 @@ impl Store {
                 StoreError::io("stat", &path, e)
             }
         })?;
-        let stamp = format!(
-            "{} {} {}.{} {}.{}",
-            meta.ino(),
-            meta.len(),
-            meta.mtime(),
-            meta.mtime_nsec(),
-            meta.ctime(),
-            meta.ctime_nsec()
-        );
+        let stamp = verified_stamp(&meta);
         let stamp_path = self.verified_stamp_path(digest);
         let fresh = size.is_none_or(|s| s == meta.len())
             && fs::read_to_string(&stamp_path).is_ok_and(|old| old == stamp);
@@ -349,17 +341,43 @@ impl Store {
             return Ok(());
         }
         self.verify_blob(digest, size)?;
-        // Best effort: a missing stamp only costs a re-hash next time.
+        self.write_verified_stamp(digest);
+        Ok(())
+    }
+
+    /// Records that the blob file now at `digest`'s path has been verified (best effort: a
+    /// missing stamp only costs a re-hash later). Called after a full re-hash, and by
+    /// [`BlobWriter::commit`], whose digest was computed from the very bytes it wrote.
+    pub(crate) fn write_verified_stamp(&self, digest: &Digest) {
+        let Ok(meta) = fs::symlink_metadata(self.blob_path(digest)) else {
+            return;
+        };
+        let stamp_path = self.verified_stamp_path(digest);
         if let Some(dir) = stamp_path.parent()
             && fs::create_dir_all(dir).is_ok()
         {
             let tmp = stamp_path.with_extension(format!("tmp{}", std::process::id()));
-            if fs::write(&tmp, &stamp).is_ok() && fs::rename(&tmp, &stamp_path).is_err() {
+            if fs::write(&tmp, verified_stamp(&meta)).is_ok()
+                && fs::rename(&tmp, &stamp_path).is_err()
+            {
                 let _ = fs::remove_file(&tmp);
             }
         }
-        Ok(())
     }
+}
+
+/// What a verification stamp records of a blob file: inode, size, mtime and ctime.
+fn verified_stamp(meta: &fs::Metadata) -> String {
+    use std::os::unix::fs::MetadataExt;
+    format!(
+        "{} {} {}.{} {}.{}",
+        meta.ino(),
+        meta.len(),
+        meta.mtime(),
+        meta.mtime_nsec(),
+        meta.ctime(),
+        meta.ctime_nsec()
+    )
 }
 
 /// Turns a verified-read failure into the right error.

@@ -175,6 +175,8 @@ mod tests {
         s.cache_put("empty", &CacheRecord::empty()).unwrap();
         assert_eq!(s.cache_get("empty").unwrap(), Some(CacheRecord::empty()));
         let b = s.put_blob_bytes(b"layer").unwrap();
+        // a blob written through the store is stamped as verified at once: no re-hash on a hit
+        assert!(s.root().join("verified").join(b.digest.hex()).is_file());
         let rec = CacheRecord::with_layer(
             Descriptor::new(MEDIA_TYPE_LAYER_TAR, b.digest.clone(), b.size),
             b.digest.clone(),
