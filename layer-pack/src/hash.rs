@@ -1,6 +1,10 @@
 //! sha256 helpers: hashing writers/readers and one-shot digests.
 
 use std::io::{self, Read, Write};
+use std::sync::Arc;
+use std::thread::{Scope, ScopedJoinHandle};
+
+use crate::queue::{Receiver, Sender, bounded};
 
 use sha2::{Digest, Sha256};
 
@@ -9,51 +13,28 @@ pub(crate) fn fmt_digest(h: Sha256) -> String {
     format!("sha256:{}", hex::encode(h.finalize()))
 }
 
-/// A writer that hashes and counts everything written through it.
-pub(crate) struct HashWriter<W> {
+/// A writer that counts everything written through it (the uncompressed case, whose digest
+/// is the diff_id hashed upstream).
+pub(crate) struct CountWriter<W> {
     pub(crate) inner: W,
-    pub(crate) hasher: Sha256,
     pub(crate) count: u64,
-    hash: bool,
 }
 
-impl<W: Write> HashWriter<W> {
+impl<W: Write> CountWriter<W> {
     pub(crate) fn new(inner: W) -> Self {
-        HashWriter {
-            inner,
-            hasher: Sha256::new(),
-            count: 0,
-            hash: true,
-        }
-    }
-
-    /// Counts without hashing.
-    pub(crate) fn counting(inner: W) -> Self {
-        HashWriter {
-            inner,
-            hasher: Sha256::new(),
-            count: 0,
-            hash: false,
-        }
+        CountWriter { inner, count: 0 }
     }
 }
 
-impl<W: Write> Write for HashWriter<W> {
+impl<W: Write> Write for CountWriter<W> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         let n = self.inner.write(buf)?;
-        let done = buf.get(..n).unwrap_or(buf);
-        if self.hash {
-            self.hasher.update(done);
-        }
-        self.count += done.len() as u64;
+        self.count += n as u64;
         Ok(n)
     }
 
     fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
         self.inner.write_all(buf)?;
-        if self.hash {
-            self.hasher.update(buf);
-        }
         self.count += buf.len() as u64;
         Ok(())
     }
@@ -115,4 +96,158 @@ pub fn digest_of<R: Read>(r: R) -> io::Result<String> {
 pub fn diff_id_of<R: Read>(blob: R) -> io::Result<String> {
     let (dec, _) = crate::decode::Decoder::new(blob)?;
     digest_of(dec)
+}
+
+/// Size of the blocks [`SplitHashWriter`] writes and hashes.
+const SPLIT_BLOCK: usize = 1024 * 1024;
+
+/// A writer that counts what goes through it and hashes it on a helper thread: bytes are
+/// gathered into 1 MiB blocks; each full block is written to `inner` on the calling thread
+/// while the helper hashes the same block. For incompressible layers the compressed stream is
+/// as large as the tar, so this takes a whole sha256 pass off the compressing thread.
+pub(crate) struct SplitHashWriter<'scope, W> {
+    inner: W,
+    buf: Vec<u8>,
+    count: u64,
+    tx: Option<Sender<Arc<Vec<u8>>>>,
+    back: Receiver<Arc<Vec<u8>>>,
+    hasher: ScopedJoinHandle<'scope, Sha256>,
+}
+
+impl<'scope, W: Write> SplitHashWriter<'scope, W> {
+    /// Starts the hashing thread in `scope`.
+    pub(crate) fn new<'env>(scope: &'scope Scope<'scope, 'env>, inner: W) -> Self {
+        let (tx, rx) = bounded::<Arc<Vec<u8>>>(4);
+        let (back_tx, back) = bounded::<Arc<Vec<u8>>>(4);
+        let hasher = scope.spawn(move || {
+            let mut h = Sha256::new();
+            while let Some(block) = rx.recv() {
+                h.update(block.as_slice());
+                // Hand the block back for reuse; dropped when the writer is gone or has enough.
+                let _ = back_tx.try_send(block);
+            }
+            h
+        });
+        SplitHashWriter {
+            inner,
+            buf: Vec::with_capacity(SPLIT_BLOCK),
+            count: 0,
+            tx: Some(tx),
+            back,
+            hasher,
+        }
+    }
+
+    /// The block being gathered, with room at its end (a full block is written out first):
+    /// a compressor may fill `spare_capacity` and extend the length.
+    pub(crate) fn spare(&mut self) -> io::Result<&mut Vec<u8>> {
+        if self.buf.len() >= SPLIT_BLOCK || self.buf.len() == self.buf.capacity() {
+            self.flush_block()?;
+        }
+        Ok(&mut self.buf)
+    }
+
+    /// Writes out and hands over the gathered bytes.
+    fn flush_block(&mut self) -> io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        self.count += self.buf.len() as u64;
+        let next = self
+            .back
+            .try_recv()
+            .and_then(|a| Arc::try_unwrap(a).ok())
+            .map_or_else(
+                || Vec::with_capacity(SPLIT_BLOCK),
+                |mut v| {
+                    v.clear();
+                    v
+                },
+            );
+        let block = Arc::new(std::mem::replace(&mut self.buf, next));
+        let sent = self
+            .tx
+            .as_ref()
+            .is_some_and(|tx| tx.send(Arc::clone(&block)).is_ok());
+        if !sent {
+            return Err(io::Error::other("output hasher stopped"));
+        }
+        self.inner.write_all(&block)
+    }
+
+    /// Writes the rest, flushes `inner` and returns it with the sha256 and the byte count.
+    pub(crate) fn finish(mut self) -> io::Result<(W, Sha256, u64)> {
+        self.flush_block()?;
+        self.inner.flush()?;
+        self.tx = None;
+        let h = self
+            .hasher
+            .join()
+            .map_err(|_| io::Error::other("output hasher panicked"))?;
+        Ok((self.inner, h, self.count))
+    }
+}
+
+impl<W: Write> Write for SplitHashWriter<'_, W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.write_all(buf)?;
+        Ok(buf.len())
+    }
+
+    fn write_all(&mut self, mut data: &[u8]) -> io::Result<()> {
+        while !data.is_empty() {
+            let room = SPLIT_BLOCK.saturating_sub(self.buf.len());
+            let (now, rest) = data.split_at(room.min(data.len()));
+            self.buf.extend_from_slice(now);
+            data = rest;
+            if self.buf.len() >= SPLIT_BLOCK {
+                self.flush_block()?;
+            }
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.flush_block()?;
+        self.inner.flush()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn split_hash_writer_hashes_and_counts_writes_and_direct_fills_in_order() {
+        let data: Vec<u8> = (0..3 * SPLIT_BLOCK + 12_345)
+            .map(|i| (i * 7 + i / 5000) as u8)
+            .collect();
+        let (out, h, n) = std::thread::scope(|s| {
+            let mut w = SplitHashWriter::new(s, Vec::new());
+            let mut rest = data.as_slice();
+            let mut step = 1;
+            while !rest.is_empty() {
+                let (now, tail) = rest.split_at(step.min(rest.len()));
+                if step % 2 == 0 {
+                    w.write_all(now).unwrap();
+                } else {
+                    // what a compressor does: fill the spare room of the current block
+                    let mut now = now;
+                    while !now.is_empty() {
+                        let buf = w.spare().unwrap();
+                        let room = buf.capacity() - buf.len();
+                        let (a, b) = now.split_at(room.min(now.len()));
+                        buf.extend_from_slice(a);
+                        now = b;
+                    }
+                }
+                rest = tail;
+                step = step * 3 + 1;
+            }
+            w.finish().unwrap()
+        });
+        assert_eq!(out, data);
+        assert_eq!(n, data.len() as u64);
+        assert_eq!(fmt_digest(h), fmt_digest(Sha256::new_with_prefix(&data)));
+    }
 }

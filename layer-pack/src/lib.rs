@@ -28,6 +28,7 @@ mod tarread;
 mod tarw;
 mod unpack;
 mod walk;
+mod zstdw;
 
 pub use entry::{Entry, EntrySource};
 pub use error::{PackError, UnpackError};

@@ -10,11 +10,12 @@ use crate::error::PackError;
 use crate::gzip::ParallelGzip;
 use sha2::{Digest, Sha256};
 
-use crate::hash::{HashWriter, fmt_digest};
+use crate::hash::{CountWriter, SplitHashWriter, fmt_digest};
 use crate::options::{Compression, LayerDescriptor, PackOptions};
 use crate::queue::bounded;
 use crate::tarw::Chunker;
 use crate::walk::walk;
+use crate::zstdw::ZstdSink;
 
 /// Packs the tree at `dir` (its contents; `dir` itself is the layer root) into `out`.
 pub fn pack_dir<W: Write>(
@@ -92,14 +93,11 @@ fn to_blob_dir(
     Ok(desc)
 }
 
-/// zstd job size for levels up to 9.
-const ZSTD_JOB: u32 = 1024 * 1024;
-
 /// The compressing sink on the calling thread.
-enum Sink<W: Write> {
-    None(HashWriter<W>),
-    Gzip(ParallelGzip<HashWriter<W>>),
-    Zstd(zstd::stream::write::Encoder<'static, HashWriter<W>>),
+enum Sink<'scope, W: Write> {
+    None(CountWriter<W>),
+    Gzip(ParallelGzip<SplitHashWriter<'scope, W>>),
+    Zstd(ZstdSink<'scope, W>),
 }
 
 fn threads(opts: &PackOptions) -> usize {
@@ -108,19 +106,18 @@ fn threads(opts: &PackOptions) -> usize {
         .max(1)
 }
 
-impl<W: Write> Sink<W> {
-    fn new(opts: &PackOptions, out: W) -> Result<Self, PackError> {
-        let out = if opts.compression == Compression::None {
-            HashWriter::counting(out)
-        } else {
-            HashWriter::new(out)
-        };
+impl<'scope, W: Write> Sink<'scope, W> {
+    fn new<'env>(
+        opts: &PackOptions,
+        out: W,
+        scope: &'scope std::thread::Scope<'scope, 'env>,
+    ) -> Result<Self, PackError> {
         let werr = |source| PackError::Write {
             path: "<output>".into(),
             source,
         };
         Ok(match opts.compression {
-            Compression::None => Sink::None(out),
+            Compression::None => Sink::None(CountWriter::new(out)),
             Compression::Gzip => {
                 let level = opts.level.unwrap_or(6);
                 if !(0..=9).contains(&level) {
@@ -128,6 +125,7 @@ impl<W: Write> Sink<W> {
                         "gzip level {level} is not in 0..=9"
                     )));
                 }
+                let out = SplitHashWriter::new(scope, out);
                 Sink::Gzip(ParallelGzip::new(out, level as u32, threads(opts)).map_err(werr)?)
             }
             Compression::Zstd => {
@@ -137,17 +135,8 @@ impl<W: Write> Sink<W> {
                         "zstd level {level} is not in 1..=19"
                     )));
                 }
-                let mut e = zstd::stream::write::Encoder::new(out, level).map_err(werr)?;
-                // Always at least one worker: zstd's output is then the same for any worker count.
-                e.multithread(threads(opts) as u32).map_err(werr)?;
-                e.include_checksum(false).map_err(werr)?;
-                if level <= 9 {
-                    // 1 MiB jobs (zstd's default is 4 windows) keep both cores busy: measured
-                    // 1.5x faster at level 1. A fixed value, so the output stays deterministic.
-                    e.set_parameter(zstd::stream::raw::CParameter::JobSize(ZSTD_JOB))
-                        .map_err(werr)?;
-                }
-                Sink::Zstd(e)
+                let out = SplitHashWriter::new(scope, out);
+                Sink::Zstd(ZstdSink::new(out, level, threads(opts)).map_err(werr)?)
             }
         })
     }
@@ -160,14 +149,17 @@ impl<W: Write> Sink<W> {
         }
     }
 
-    fn finish(self) -> io::Result<HashWriter<W>> {
-        let mut w = match self {
-            Sink::None(w) => w,
-            Sink::Gzip(g) => g.finish()?,
+    /// Ends the stream: the output sha256 (`None` when not compressed) and the output size.
+    fn finish(self) -> io::Result<(Option<Sha256>, u64)> {
+        let (_, h, count) = match self {
+            Sink::None(mut w) => {
+                w.flush()?;
+                return Ok((None, w.count));
+            }
+            Sink::Gzip(g) => g.finish()?.finish()?,
             Sink::Zstd(z) => z.finish()?,
         };
-        w.flush()?;
-        Ok(w)
+        Ok((Some(h), count))
     }
 }
 
@@ -176,12 +168,12 @@ fn run<W: Write>(
     opts: &PackOptions,
     out: W,
 ) -> Result<LayerDescriptor, PackError> {
-    let mut sink = Sink::new(opts, out)?;
     // 8 MiB of tar in flight absorbs scheduling hiccups between the two threads.
     let (tx, hash_rx) = bounded::<Vec<u8>>(4);
     let (hash_tx, rx) = bounded::<Vec<u8>>(4);
     let (free_tx, free_rx) = bounded::<Vec<u8>>(8);
     std::thread::scope(|s| {
+        let mut sink = Sink::new(opts, out, s)?;
         let producer = s.spawn(move || {
             let mut c = Chunker::new(tx, free_rx);
             produce(&mut c)?;
@@ -223,19 +215,15 @@ fn run<W: Write>(
             }
             (_, Err(e)) => Err(werr(e)),
             (Ok(()), Ok(())) => {
-                let w = sink.finish().map_err(werr)?;
+                let (out_hash, size) = sink.finish().map_err(werr)?;
                 let diff_id = fmt_digest(diff);
-                let digest = if opts.compression == Compression::None {
-                    diff_id.clone()
-                } else {
-                    fmt_digest(w.hasher)
-                };
+                let digest = out_hash.map_or_else(|| diff_id.clone(), fmt_digest);
                 Ok(LayerDescriptor {
                     version: 1,
                     media_type: opts.compression.media_type().to_string(),
                     digest,
                     diff_id,
-                    size: w.count,
+                    size,
                 })
             }
         }

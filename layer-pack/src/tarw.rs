@@ -66,8 +66,12 @@ fn gone() -> PackError {
 }
 
 /// Collects tar bytes into `CHUNK`-sized buffers sent to the consumer.
+///
+/// `buf[..fill]` is the chunk being built. A recycled buffer keeps its old bytes beyond `fill`
+/// (`buf.len()` is what is initialized), so file data is read into it without zeroing it first.
 pub(crate) struct Chunker {
     buf: Vec<u8>,
+    fill: usize,
     tx: Sender<Vec<u8>>,
     free: Receiver<Vec<u8>>,
 }
@@ -76,34 +80,41 @@ impl Chunker {
     pub(crate) fn new(tx: Sender<Vec<u8>>, free: Receiver<Vec<u8>>) -> Self {
         Chunker {
             buf: Vec::with_capacity(CHUNK),
+            fill: 0,
             tx,
             free,
         }
     }
 
     fn flush(&mut self) -> Result<(), PackError> {
-        if self.buf.is_empty() {
+        if self.fill == 0 {
             return Ok(());
         }
-        let next = self.free.try_recv().map_or_else(
-            || Vec::with_capacity(CHUNK),
-            |mut v| {
-                v.clear();
-                v
-            },
-        );
-        let full = std::mem::replace(&mut self.buf, next);
+        let next = self
+            .free
+            .try_recv()
+            .unwrap_or_else(|| Vec::with_capacity(CHUNK));
+        let mut full = std::mem::replace(&mut self.buf, next);
+        full.truncate(self.fill);
+        self.fill = 0;
         self.tx.send(full).map_err(|_| gone())
     }
 
     pub(crate) fn write(&mut self, mut data: &[u8]) -> Result<(), PackError> {
         while !data.is_empty() {
-            if self.buf.len() == CHUNK {
+            if self.fill == CHUNK {
                 self.flush()?;
             }
-            let room = CHUNK - self.buf.len();
+            let room = CHUNK - self.fill;
             let (now, rest) = data.split_at(room.min(data.len()));
-            self.buf.extend_from_slice(now);
+            let end = self.fill + now.len();
+            if let Some(dst) = self.buf.get_mut(self.fill..end) {
+                dst.copy_from_slice(now);
+            } else {
+                self.buf.truncate(self.fill);
+                self.buf.extend_from_slice(now);
+            }
+            self.fill = end;
             data = rest;
         }
         Ok(())
@@ -118,14 +129,17 @@ impl Chunker {
     ) -> Result<(), PackError> {
         let mut left = size;
         while left > 0 {
-            if self.buf.len() == CHUNK {
+            if self.fill == CHUNK {
                 self.flush()?;
             }
-            let room = (CHUNK - self.buf.len()).min(usize::try_from(left).unwrap_or(usize::MAX));
-            let start = self.buf.len();
-            self.buf.resize(start + room, 0);
+            let room = (CHUNK - self.fill).min(usize::try_from(left).unwrap_or(usize::MAX));
+            let start = self.fill;
+            if self.buf.len() < start + room {
+                // Zeroed once per buffer; recycled buffers are already initialized.
+                self.buf.resize(start + room, 0);
+            }
             let n = loop {
-                match f.read(self.buf.get_mut(start..).unwrap_or_default()) {
+                match f.read(self.buf.get_mut(start..start + room).unwrap_or_default()) {
                     Ok(n) => break n,
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                     Err(source) => {
@@ -136,12 +150,12 @@ impl Chunker {
                     }
                 }
             };
-            self.buf.truncate(start + n);
             if n == 0 {
                 return Err(PackError::Changed {
                     path: path.to_path_buf(),
                 });
             }
+            self.fill = start + n;
             left -= n as u64;
         }
         self.pad(size)

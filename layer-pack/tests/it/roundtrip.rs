@@ -255,3 +255,37 @@ fn user_xattrs_the_kernel_refuses_on_fifos_do_not_fail_the_unpack() {
             .is_fifo()
     );
 }
+
+/// Pseudo-random bytes (xorshift), incompressible.
+fn noise(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect()
+}
+
+#[test]
+fn many_mib_of_files_round_trip_through_recycled_buffers() {
+    // ~13 MiB of tar: the 1 MiB tar chunks and output blocks are reused many times, after
+    // full and partial fills (a stale byte of an earlier chunk would change the content).
+    let t = tmp();
+    let d = t.path();
+    write(&d.join("a-noise"), &noise(5 * 1024 * 1024 + 333, 1));
+    write(&d.join("b-small"), b"tiny");
+    write(&d.join("c-zeros"), &vec![0u8; 3 * 1024 * 1024 + 7]);
+    write(&d.join("d-noise"), &noise(4 * 1024 * 1024 - 5, 2));
+    write(&d.join("e-text"), &b"line of text\n".repeat(40_000));
+    set_all_mtimes(d, 1_600_000_000);
+    for c in [Compression::Gzip, Compression::Zstd, Compression::None] {
+        let o = PackOptions {
+            level: (c != Compression::None).then_some(1),
+            ..opts(c)
+        };
+        round_trip(d, &o);
+    }
+}
