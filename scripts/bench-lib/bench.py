@@ -437,6 +437,10 @@ def report(args, names, wls, scs, rows, load0, load1, exports):
     print("\n".join(md[md.index("| " + " | ".join(hdr) + " |"):][: 2 + len(wls) * len(scs)]))
 
 
+def clip(s, n):
+    return s if len(s) <= n else s[: n - 1] + "…"
+
+
 def esc(s):
     return s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
@@ -461,7 +465,7 @@ def svg(names, wls, scs, rows, now, args_quick):
         vals = [summary(rows, wl, sc, n) for sc in scs for n in names]
         vmax = max((v[0] for v in vals if v), default=1) * 1000 or 1
         o.append(f'<text x="8" y="{y0 - 6}" font-size="13" font-weight="bold">{esc(wl)}</text>')
-        o.append(f'<text x="{8 + 9 * len(wl) + 10}" y="{y0 - 6}" fill="#555">{esc(describe(wl, args_quick))}</text>')
+        o.append(f'<text x="{8 + 9 * len(wl) + 10}" y="{y0 - 6}" fill="#555">{esc(clip(describe(wl, args_quick), 72))}</text>')
         base = y0 + panel_h - 20
         o.append(f'<line x1="{left - 4}" y1="{base}" x2="{width - 10}" y2="{base}" stroke="#333"/>')
         for tick in (0.5, 1.0):
