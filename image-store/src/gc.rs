@@ -275,7 +275,8 @@ pub(crate) mod tests {
     use crate::oci::{Descriptor, ImageConfig, MEDIA_TYPE_LAYER_TAR, RootFs};
     use crate::reference::Reference;
 
-    fn image(s: &Store, layer: &[u8]) -> crate::images::WrittenImage {
+    /// Writes an untagged one-layer image (shared by the store's unit tests).
+    pub(crate) fn image(s: &Store, layer: &[u8]) -> crate::images::WrittenImage {
         let b = s.put_blob_bytes(layer).unwrap();
         let cfg = ImageConfig {
             architecture: "amd64".into(),

@@ -440,25 +440,8 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::oci::{MEDIA_TYPE_LAYER_TAR, RootFs};
 
-    fn untagged(s: &Store, layer: &[u8]) -> WrittenImage {
-        let b = s.put_blob_bytes(layer).unwrap();
-        let cfg = ImageConfig {
-            architecture: "amd64".into(),
-            os: "linux".into(),
-            rootfs: RootFs {
-                kind: "layers".into(),
-                diff_ids: vec![b.digest.clone()],
-            },
-            ..ImageConfig::default()
-        };
-        s.write_image(
-            &cfg,
-            &[Descriptor::new(MEDIA_TYPE_LAYER_TAR, b.digest, b.size)],
-        )
-        .unwrap()
-    }
+    use crate::gc::tests::image as untagged;
 
     #[test]
     fn find_image_finds_an_untagged_image_by_id_prefix_and_manifest_digest() {
