@@ -324,9 +324,8 @@ fn run_step(
                         secret_env.push(format!("{var}={text}"));
                     }
                     if let Some(target) = target {
-                        let f =
-                            crate::secrets::SecretFile::new(&value, &ex.store.root().join("tmp"))
-                                .map_err(|e| failed(name, format!("secret {sid:?}: {e}")))?;
+                        let f = crate::secrets::SecretFile::new(&value, &ex.store.tmp_dir())
+                            .map_err(|e| failed(name, format!("secret {sid:?}: {e}")))?;
                         mounts.push(ns_run::MountSpec::Secret {
                             source: f.path.clone(),
                             target: target.clone(),
