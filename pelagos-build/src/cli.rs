@@ -68,6 +68,9 @@ pub enum ProgressMode {
 )]
 #[serde(rename_all = "lowercase")]
 pub enum NetworkMode {
+    /// BuildKit's default (a standalone buildkitd without CNI, `docker build`): the host's
+    /// network namespace.
+    Default,
     /// Loopback only.
     None,
     /// The host's network.
@@ -82,6 +85,7 @@ impl NetworkMode {
     /// The name as written on the command line.
     pub fn as_str(self) -> &'static str {
         match self {
+            NetworkMode::Default => "default",
             NetworkMode::None => "none",
             NetworkMode::Host => "host",
             NetworkMode::Slirp => "slirp",
@@ -291,8 +295,10 @@ pub struct Cli {
     /// Always pull base images, even when they are in the store.
     #[arg(long)]
     pub pull: bool,
-    /// Network of RUN steps.
-    #[arg(long, value_enum, default_value_t = NetworkMode::None)]
+    /// Network of RUN steps (`RUN --network=none|host` wins): `default` is the host's network
+    /// namespace, as in BuildKit; `none` only loopback; `slirp`/`pasta` a private namespace with
+    /// user-mode NAT.
+    #[arg(long, value_enum, default_value_t = NetworkMode::Default)]
     pub network: NetworkMode,
     /// A label for the image: `KEY=VALUE` (repeatable).
     #[arg(long = "label", value_name = "KEY=VALUE")]
@@ -665,7 +671,11 @@ mod tests {
         assert_eq!(o.recipe, Recipe::Remfile(None));
         assert_eq!(o.source_date_epoch, Some(7));
         assert_eq!(o.progress, ProgressMode::Auto);
-        assert_eq!(o.network, NetworkMode::None);
+        assert_eq!(o.network, NetworkMode::Default);
+        assert_eq!(
+            opts(&["--network", "none"], &[]).unwrap().network,
+            NetworkMode::None
+        );
         assert_eq!(opts(&[], &[]).unwrap().source_date_epoch, None);
         assert!(opts(&[], &[("SOURCE_DATE_EPOCH", "x")]).is_err());
         assert!(opts(&["--source-date-epoch=-1"], &[]).is_err());

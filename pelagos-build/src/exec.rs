@@ -27,7 +27,7 @@ use crate::tree::Tree;
 pub struct ExecOptions {
     /// Skip cache lookups (results are still stored).
     pub no_cache: bool,
-    /// Network of RUN steps whose Remfile network is `default`.
+    /// Network of RUN steps whose Remfile network is `default` (`None`: `default`, the host's).
     pub network: Option<NetworkMode>,
     /// SOURCE_DATE_EPOCH.
     pub source_date_epoch: Option<i64>,

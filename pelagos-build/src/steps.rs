@@ -153,9 +153,10 @@ fn to_blob(
 }
 
 fn network(ex: &Executor<'_>, r: &RunStep) -> ns_run::Network {
-    let cli = match ex.opts.network.unwrap_or(NetworkMode::None) {
+    let cli = match ex.opts.network.unwrap_or(NetworkMode::Default) {
         NetworkMode::None => ns_run::Network::None,
-        NetworkMode::Host => ns_run::Network::Host,
+        // BuildKit's oci worker without CNI: the host's network namespace
+        NetworkMode::Default | NetworkMode::Host => ns_run::Network::Host,
         NetworkMode::Slirp => ns_run::Network::Slirp,
         NetworkMode::Pasta => ns_run::Network::Pasta,
     };

@@ -8,6 +8,7 @@
 mod cli;
 mod common;
 mod copy;
+mod network;
 mod registry;
 mod run;
 mod secrets;
