@@ -480,42 +480,16 @@ fn run_step(
 
 /// Makes a root RUN's upper dir the snapshot of the layer just packed from it, instead of
 /// unpacking that layer again when a later step needs it: the upper dir already is an overlay
-/// lower dir in the store's root format (char 0:0 whiteouts, `trusted.overlay.opaque`). The
-/// store's layout is followed (`snapshots/<hex>/fs` + `meta.json`, made in `tmp/` and renamed
-/// into place). Anything unexpected leaves the snapshot to the store (unpacked on demand).
+/// lower dir in the store's root format (char 0:0 whiteouts, `trusted.overlay.opaque`), moved
+/// into place by [`image_store::Store::adopt_snapshot`]. Anything unexpected leaves the
+/// snapshot to the store (unpacked on demand).
 fn adopt_snapshot(ex: &Executor<'_>, upper: &Path, layer: &Layer) {
     let (desc, diff_id) = layer;
     if ex.store.has_snapshot(diff_id) {
         return;
     }
-    let Ok(tmp) = ex.store.temp_path("snap") else {
-        return;
-    };
-    let fs_dir = tmp.join("fs");
-    if std::fs::create_dir(&tmp).is_err() || std::fs::rename(upper, &fs_dir).is_err() {
-        let _ = std::fs::remove_dir_all(&tmp);
-        return;
-    }
-    let entries = walkdir::WalkDir::new(&fs_dir)
-        .min_depth(1)
-        .into_iter()
-        .count() as u64;
-    let meta = image_store::SnapshotMeta {
-        version: 1,
-        diff_id: diff_id.clone(),
-        layer: desc.digest.clone(),
-        whiteouts: "trusted".into(),
-        entries,
-    };
-    let snapshot = ex.store.snapshot_dir(diff_id);
-    let ok = image_store::canonical_json(&meta)
-        .ok()
-        .is_some_and(|bytes| std::fs::write(tmp.join("meta.json"), bytes).is_ok())
-        && std::fs::rename(&tmp, &snapshot).is_ok();
-    if ok {
-        ex.remember_snapshot(diff_id, snapshot.join("fs"));
-    } else {
-        let _ = std::fs::remove_dir_all(&tmp);
+    if let Ok(fs) = ex.store.adopt_snapshot(desc, diff_id, upper) {
+        ex.remember_snapshot(diff_id, fs);
     }
 }
 
@@ -538,18 +512,18 @@ fn adoptable(entries: &BTreeMap<String, Entry>) -> bool {
 }
 
 /// Writes the entries of a COPY/WORKDIR layer just packed as that layer's snapshot (the files
-/// a later RUN or COPY reads), instead of unpacking the blob again. Same protocol as
-/// [`adopt_snapshot`]; any failure leaves the snapshot to the store.
+/// a later RUN or COPY reads), instead of unpacking the blob again: the tree is written into a
+/// temp dir of the store and handed to [`image_store::Store::adopt_snapshot`]; any failure
+/// leaves the snapshot to the store.
 fn adopt_entries(ex: &Executor<'_>, entries: &BTreeMap<String, Entry>, layer: &Layer) {
     use std::os::unix::fs::PermissionsExt;
     let (desc, diff_id) = layer;
     if ex.store.has_snapshot(diff_id) {
         return;
     }
-    let Ok(tmp) = ex.store.temp_path("snap") else {
+    let Ok(fs_dir) = ex.store.temp_path("snap-fs") else {
         return;
     };
-    let fs_dir = tmp.join("fs");
     let clamp = |t: i64| ex.opts.source_date_epoch.map_or(t, |e| t.min(e));
     let write = || -> std::io::Result<()> {
         std::fs::create_dir_all(&fs_dir)?;
@@ -581,21 +555,14 @@ fn adopt_entries(ex: &Executor<'_>, entries: &BTreeMap<String, Entry>, layer: &L
             let t = filetime::FileTime::from_unix_time(clamp(e.mtime), 0);
             filetime::set_symlink_file_times(fs_dir.join(p), t, t)?;
         }
-        let meta = image_store::SnapshotMeta {
-            version: 1,
-            diff_id: diff_id.clone(),
-            layer: desc.digest.clone(),
-            whiteouts: "trusted".into(),
-            entries: entries.len() as u64,
-        };
-        let bytes = image_store::canonical_json(&meta).map_err(std::io::Error::other)?;
-        std::fs::write(tmp.join("meta.json"), bytes)?;
-        std::fs::rename(&tmp, ex.store.snapshot_dir(diff_id))
+        Ok(())
     };
-    if write().is_ok() {
-        ex.remember_snapshot(diff_id, ex.store.snapshot_dir(diff_id).join("fs"));
+    if write().is_ok()
+        && let Ok(fs) = ex.store.adopt_snapshot(desc, diff_id, &fs_dir)
+    {
+        ex.remember_snapshot(diff_id, fs);
     } else {
-        let _ = std::fs::remove_dir_all(&tmp);
+        let _ = std::fs::remove_dir_all(&fs_dir);
     }
 }
 
