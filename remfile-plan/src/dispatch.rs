@@ -14,7 +14,8 @@ use crate::types::{
     Step, WorkdirStep,
 };
 use crate::values::{
-    clean_path, go_duration, go_quote, parse_ports, parse_size, resolve_dest, valid_signal,
+    clean_path, go_duration, go_quote, go_quote_rune, parse_ports, parse_size, resolve_dest,
+    valid_signal,
 };
 
 /// The state of a stage while its steps are planned.
@@ -151,6 +152,26 @@ fn keyword(kind: &Kind) -> &'static str {
     }
 }
 
+/// BuildKit's `created_by` of HEALTHCHECK: Go's `fmt.Sprintf("HEALTHCHECK %q", config)` of
+/// the `*HealthConfig`, as Docker 20.10's BuildKit writes it (`&{["CMD" "true"] "5s" "0s" "0s"
+/// '\x03'}`); `StartInterval` (a later field) only appears when it is set.
+fn healthcheck_history(h: &Healthcheck) -> String {
+    let d = |v: Option<u64>| go_quote(&go_duration(v.unwrap_or(0)));
+    let test: Vec<String> = h.test.iter().map(|t| go_quote(t)).collect();
+    let start_interval = match h.start_interval {
+        Some(_) => format!(" {}", d(h.start_interval)),
+        None => String::new(),
+    };
+    format!(
+        "HEALTHCHECK &{{[{}] {} {} {}{start_interval} {}}}",
+        test.join(" "),
+        d(h.interval),
+        d(h.timeout),
+        d(h.start_period),
+        go_quote_rune(h.retries.unwrap_or(0))
+    )
+}
+
 fn config_step(set: ConfigDelta, created_by: String) -> (Op, String, bool, Value) {
     let definition = json!({"op": "config", "set": set});
     (Op::Config(ConfigStep { set }), created_by, true, definition)
@@ -224,6 +245,9 @@ pub(crate) fn dispatch(
         }
         Kind::Arg { args } => {
             let mut set = ConfigDelta::default();
+            // BuildKit's history shows the ARG as declared (default expanded), never the
+            // --build-arg or global value it takes
+            let mut declared = Vec::new();
             for a in args {
                 let has_value = g.build_args.get(&a.name);
                 let mut value: Option<String> = None;
@@ -233,8 +257,15 @@ pub(crate) fn dispatch(
                 }
                 if let Some(v) = has_value {
                     value = Some(v.clone());
-                } else if let Some(d) = &a.default {
-                    value = Some(cx.expand(d, &state.env)?);
+                }
+                if let Some(d) = &a.default {
+                    let d = cx.expand(d, &state.env)?;
+                    declared.push(format!("{}={d}", a.name));
+                    if has_value.is_none() {
+                        value = Some(d);
+                    }
+                } else {
+                    declared.push(a.name.clone());
                 }
                 if let Some(v) = &value {
                     set_var(&mut state.env, &a.name, v.clone());
@@ -246,7 +277,7 @@ pub(crate) fn dispatch(
                     None => a.name.clone(),
                 });
             }
-            let cb = format!("ARG {}", set.args.join(" "));
+            let cb = format!("ARG {}", declared.join(" "));
             config_step(set, cb)
         }
         Kind::Label { pairs, .. } => {
@@ -427,16 +458,7 @@ pub(crate) fn dispatch(
                 }
             };
             state.config.healthcheck = Some(h.clone());
-            let d = |v: Option<u64>| go_duration(v.unwrap_or(0));
-            let cb = format!(
-                "HEALTHCHECK {{Test:[{}] Interval:{} Timeout:{} StartPeriod:{} StartInterval:{} Retries:{}}}",
-                h.test.join(" "),
-                d(h.interval),
-                d(h.timeout),
-                d(h.start_period),
-                d(h.start_interval),
-                h.retries.unwrap_or(0)
-            );
+            let cb = healthcheck_history(&h);
             config_step(
                 ConfigDelta {
                     healthcheck: Some(h),

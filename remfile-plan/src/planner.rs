@@ -359,7 +359,11 @@ pub fn plan(
                 Some(parent) => StageState::from_stage(parent),
                 None => StageState::from_config(ImageConfig::default()),
             },
-            Base::Scratch { .. } => StageState::from_config(ImageConfig::default()),
+            // BuildKit's empty image: WorkingDir "/" (PATH comes with finish_base)
+            Base::Scratch { .. } => StageState::from_config(ImageConfig {
+                working_dir: "/".into(),
+                ..ImageConfig::default()
+            }),
             Base::Image { image, .. } => {
                 images.insert(image.clone());
                 if let Some(mut cfg) = base_configs.get(&i).cloned().flatten() {

@@ -164,6 +164,26 @@ pub fn go_quote(s: &str) -> String {
     out
 }
 
+/// Go's `%q` of an integer: a quoted character literal (`'\x04'`, `'A'`, `'\n'`).
+pub fn go_quote_rune(n: u32) -> String {
+    match char::from_u32(n) {
+        Some('\'') => "'\\''".into(),
+        Some('\\') => "'\\\\'".into(),
+        Some('\x07') => "'\\a'".into(),
+        Some('\x08') => "'\\b'".into(),
+        Some('\x0c') => "'\\f'".into(),
+        Some('\n') => "'\\n'".into(),
+        Some('\r') => "'\\r'".into(),
+        Some('\t') => "'\\t'".into(),
+        Some('\x0b') => "'\\v'".into(),
+        Some(c) if n < 0x80 && !c.is_ascii_control() => format!("'{c}'"),
+        Some(c) if n >= 0xa0 && !c.is_control() => format!("'{c}'"),
+        _ if n < 0x80 => format!("'\\x{n:02x}'"),
+        _ if n < 0x1_0000 => format!("'\\u{n:04x}'"),
+        _ => format!("'\\U{n:08x}'"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -210,6 +230,12 @@ mod tests {
             assert!(!valid_signal(bad), "{bad}");
         }
         assert_eq!(go_quote("a\"b\\c\n"), r#""a\"b\\c\n""#);
+        assert_eq!(go_quote_rune(4), r"'\x04'");
+        assert_eq!(go_quote_rune(0), r"'\x00'");
+        assert_eq!(go_quote_rune(10), r"'\n'");
+        assert_eq!(go_quote_rune(65), "'A'");
+        assert_eq!(go_quote_rune(0x7f), r"'\x7f'");
+        assert_eq!(go_quote_rune(0x85), r"'\u0085'");
         for (ns, s) in [
             (0, "0s"),
             (5_000_000_000, "5s"),

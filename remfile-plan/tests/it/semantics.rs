@@ -843,3 +843,46 @@ fn history_text_and_layers() {
     );
     assert_eq!(s.config.author.as_deref(), Some("me"));
 }
+
+// ---------- conformance with Docker 20.10's BuildKit (pelagos-build/scripts/compare-buildkit) ----------
+
+#[test]
+fn arg_history_shows_the_declaration_not_the_value_taken() {
+    let src = "ARG G=g\nFROM scratch\nARG G\nARG A=def B=${A}x C\nRUN x\n";
+    let p = plan(src, &[("A", "cli"), ("C", "c")]);
+    let s = last(&p);
+    assert_eq!(step_at(s, 3).created_by, "ARG G");
+    assert_eq!(step_at(s, 4).created_by, "ARG A=def B=clix C");
+    assert_eq!(get(&the_run(&p).env, "A"), Some("cli"));
+    assert_eq!(get(&the_run(&p).env, "G"), Some("g"));
+}
+
+#[test]
+fn healthcheck_history_is_go_quoted_config() {
+    let src = "FROM scratch\nHEALTHCHECK --interval=5s --retries=4 CMD [\"echo\", \"o\\\"k\"]\n\
+               HEALTHCHECK CMD echo shell\nHEALTHCHECK NONE\nHEALTHCHECK --start-interval=2s CMD true\n";
+    let p = plan(src, &[]);
+    let s = last(&p);
+    assert_eq!(
+        step_at(s, 2).created_by,
+        r#"HEALTHCHECK &{["CMD" "echo" "o\"k"] "5s" "0s" "0s" '\x04'}"#
+    );
+    assert_eq!(
+        step_at(s, 3).created_by,
+        r#"HEALTHCHECK &{["CMD-SHELL" "echo shell"] "0s" "0s" "0s" '\x00'}"#
+    );
+    assert_eq!(
+        step_at(s, 4).created_by,
+        r#"HEALTHCHECK &{["NONE"] "0s" "0s" "0s" '\x00'}"#
+    );
+    assert_eq!(
+        step_at(s, 5).created_by,
+        r#"HEALTHCHECK &{["CMD-SHELL" "true"] "0s" "0s" "0s" "2s" '\x00'}"#
+    );
+}
+
+#[test]
+fn scratch_has_buildkit_empty_image_workdir() {
+    let p = plan("FROM scratch\nENV X=1\n", &[]);
+    assert_eq!(last(&p).config.working_dir, "/");
+}
