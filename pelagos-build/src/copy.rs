@@ -31,6 +31,9 @@ pub enum CopyError {
         "when copying several sources the destination {0:?} must be a directory and end with /"
     )]
     DestNotDir(String),
+    /// A destination's parent exists in the target but is not a directory.
+    #[error("cannot copy to {0:?}: /{1} is not a directory")]
+    ParentNotDir(String, String),
     /// A bad pattern.
     #[error("invalid source pattern {0:?}")]
     Pattern(String),
@@ -273,7 +276,11 @@ pub fn plan_copy(src: &Tree, target: &Tree, req: &CopyRequest) -> Result<CopyPla
             ),
             _ => (String::new(), pattern.clone()),
         };
-        let matches = select(src, &pat)?;
+        // a wildcard that matches nothing is no error (BuildKit's AllowEmptyWildcard)
+        let matches = match select(src, &pat) {
+            Err(CopyError::NoMatch(_)) => Vec::new(),
+            r => r?,
+        };
         let dest_is_dir = dir_spelled || dest_exists_dir || req.parents;
         if (many || matches.len() > 1) && !dest_is_dir {
             let all_dirs = matches.iter().all(|m| {
@@ -377,6 +384,10 @@ pub fn add_parents(plan: &mut CopyPlan, target: &Tree, req: &CopyRequest) -> Res
                 mtime: n.mtime,
                 xattrs: Vec::new(),
             },
+            // a file in the way fails the copy, as in BuildKit (`mkdir …: not a directory`)
+            Some(n) if !matches!(n.kind, Kind::Symlink(_)) => {
+                return Err(CopyError::ParentNotDir(req.dest.clone(), p));
+            }
             _ => {
                 let (uid, gid) = req.chown.unwrap_or((0, 0));
                 Entry {
@@ -589,6 +600,34 @@ mod tests {
                 || p.entries["opt"].mode
                     == fs::metadata(tgt.path().join("opt")).unwrap().mode() & 0o7777
         );
+        // a file where the destination needs a directory fails, as in BuildKit
+        fs::write(tgt.path().join("opt/file"), "x").unwrap();
+        let e = plan_copy(&t, &target, &req(&["top.txt"], "/opt/file/")).unwrap_err();
+        assert!(
+            matches!(e, CopyError::ParentNotDir(_, ref p) if p == "opt/file"),
+            "{e}"
+        );
+        let e = plan_copy(&t, &target, &req(&["top.txt"], "/opt/file/deeper/x")).unwrap_err();
+        assert!(matches!(e, CopyError::ParentNotDir(..)), "{e}");
+        // ... but a file destination replaces an existing file
+        assert_eq!(
+            paths(&plan_copy(&t, &target, &req(&["top.txt"], "/opt/file")).unwrap()),
+            ["opt", "opt/file"]
+        );
+    }
+
+    #[test]
+    fn wildcards_matching_nothing_copy_nothing() {
+        // BuildKit copies with AllowEmptyWildcard: no error, the other sources still copied
+        let (_d, t) = ctx();
+        let p = plan_copy(&t, &empty(), &req(&["*.none"], "/x/")).unwrap();
+        assert!(p.entries.is_empty());
+        let p = plan_copy(&t, &empty(), &req(&["*.none", "top.txt"], "/x/")).unwrap();
+        assert_eq!(paths(&p), ["x", "x/top.txt"]);
+        assert!(matches!(
+            plan_copy(&t, &empty(), &req(&["none.txt"], "/x/")),
+            Err(CopyError::NotFound(_))
+        ));
     }
 
     #[test]

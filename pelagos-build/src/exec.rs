@@ -475,6 +475,10 @@ impl<'a> Executor<'a> {
                     Op::Workdir(w) => cfg.working_dir.clone_from(&w.path),
                     _ => {}
                 }
+                if step.created_by.is_empty() {
+                    // ONBUILD: BuildKit writes no history entry for it
+                    continue;
+                }
                 st.history.push(History {
                     created: last_time.clone().or_else(|| Some(self.now.clone())),
                     created_by: Some(step.created_by.clone()),

@@ -1,0 +1,95 @@
+//! Differences from BuildKit found by `scripts/compare-buildkit` (the corpus in
+//! `tests/conformance/`), each pinned by an end-to-end build.
+
+use crate::common::*;
+
+#[test]
+#[ignore = "needs root: RUN steps use namespaces and overlayfs"]
+fn onbuild_adds_no_history_entry_and_triggers_run_in_the_child() {
+    let e = Env::new();
+    e.remfile(
+        "FROM busybox:local AS parent\nONBUILD RUN echo triggered > /trig\nONBUILD ENV TRIG=1\n\
+         RUN echo parent > /p\nFROM parent\nRUN echo child > /c\n",
+    );
+    e.build_ok(&["-t", "t"]);
+    let cfg = e.config("t");
+    let base = e.config("busybox:local").history.len();
+    let created: Vec<&str> = cfg.history[base..]
+        .iter()
+        .map(|h| h.created_by.as_deref().unwrap_or(""))
+        .collect();
+    assert_eq!(
+        created,
+        [
+            "RUN /bin/sh -c echo parent > /p # buildkit",
+            "RUN /bin/sh -c echo triggered > /trig # buildkit",
+            "ENV TRIG=1",
+            "RUN /bin/sh -c echo child > /c # buildkit",
+        ]
+    );
+    let r = e.rootfs("t");
+    assert!(r.path().join("trig").is_file());
+}
+
+#[test]
+fn copy_wildcard_matching_nothing_is_no_error() {
+    let e = Env::new();
+    e.write("c.log", "c");
+    e.remfile("FROM busybox:local\nCOPY nomatch* /x/\nCOPY nomatch* c.log /mixed/\n");
+    e.build_ok(&["-t", "t"]);
+    let r = e.rootfs("t");
+    assert!(!r.path().join("x").exists(), "nothing copied, no dest made");
+    assert_eq!(
+        std::fs::read_to_string(r.path().join("mixed/c.log")).unwrap(),
+        "c"
+    );
+    // a literal source that is missing still fails
+    e.remfile("FROM busybox:local\nCOPY missing.txt /x/\n");
+    assert_eq!(e.build(&[]).status.code(), Some(2));
+}
+
+#[test]
+fn copy_through_an_existing_file_fails() {
+    let e = Env::new();
+    e.write("f", "f");
+    // /etc/passwd is a file of the base
+    e.remfile("FROM busybox:local\nCOPY f /etc/passwd/\n");
+    let o = e.build(&[]);
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("not a directory"), "{err}");
+    // a file destination replaces the file
+    e.remfile("FROM busybox:local\nCOPY f /etc/passwd\n");
+    e.build_ok(&["-t", "t"]);
+    assert_eq!(
+        std::fs::read_to_string(e.rootfs("t").path().join("etc/passwd")).unwrap(),
+        "f"
+    );
+}
+
+#[test]
+fn history_text_of_arg_and_healthcheck_and_scratch_workdir_as_buildkit() {
+    let e = Env::new();
+    e.write("f", "f");
+    e.remfile(
+        "ARG G=g\nFROM scratch\nARG G\nARG A=def\nHEALTHCHECK --interval=5s --retries=4 CMD [\"true\"]\n\
+         COPY f /f\n",
+    );
+    e.build_ok(&["-t", "t", "--build-arg", "A=cli"]);
+    let cfg = e.config("t");
+    let created: Vec<&str> = cfg
+        .history
+        .iter()
+        .map(|h| h.created_by.as_deref().unwrap_or(""))
+        .collect();
+    assert_eq!(
+        created,
+        [
+            "ARG G",
+            "ARG A=def",
+            r#"HEALTHCHECK &{["CMD" "true"] "5s" "0s" "0s" '\x04'}"#,
+            "COPY f /f # buildkit",
+        ]
+    );
+    assert_eq!(cfg.config.unwrap().working_dir.as_deref(), Some("/"));
+}
