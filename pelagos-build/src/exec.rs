@@ -539,7 +539,7 @@ impl<'a> Executor<'a> {
                 st.layers.push(l);
                 st.wasm = out.wasm;
             }
-            st.key = out.key;
+            st.key = out.chain_key;
         }
         // the planner's config is authoritative when it knew the base config
         st.config = if stage.base_config_known {

@@ -30,6 +30,9 @@ pub struct StepOutput {
     pub layer: Option<Layer>,
     /// The step's cache key.
     pub key: String,
+    /// The key the next step chains from: `key`, except after a `--link` step, whose own key
+    /// leaves out the previous state (see [`link_key`]).
+    pub chain_key: String,
     /// Whether it came from the cache.
     pub cached: bool,
     /// When the result was created (RFC 3339).
@@ -101,6 +104,7 @@ fn cached_or(
             .unwrap_or_else(|| ex.now.clone());
         return Ok(StepOutput {
             layer: rec.layer.map(|l| (l.descriptor, l.diff_id)),
+            chain_key: key.clone(),
             key,
             cached: true,
             created,
@@ -119,6 +123,7 @@ fn cached_or(
     ex.store.cache_put(&key, &rec)?;
     Ok(StepOutput {
         layer,
+        chain_key: key.clone(),
         key,
         cached: false,
         created: ex.now.clone(),
@@ -594,7 +599,14 @@ fn copy_step(
     is_add: bool,
     name: &str,
 ) -> Result<StepOutput, BuildError> {
-    let target = ex.tree_of(&st.layers)?;
+    // COPY/ADD --link (as BuildKit, only without --chmod): the layer is made on an empty tree,
+    // never reading the previous state, and its cache key leaves that state out
+    let link = c.link && c.chmod.is_none();
+    let target = if link {
+        Tree::Layers(Vec::new())
+    } else {
+        ex.tree_of(&st.layers)?
+    };
     let src = match &c.from {
         None => ex.context.clone(),
         Some(f) => ex.tree_of(&from_layers(ex, f, &st.platform, name)?)?,
@@ -602,7 +614,13 @@ fn copy_step(
     let chown = c
         .chown
         .as_deref()
-        .map(|s| resolve_owner(&target, s, name))
+        .map(|s| {
+            if link {
+                link_owner(s, name)
+            } else {
+                resolve_owner(&target, s, name)
+            }
+        })
         .transpose()?;
     let chmod = c
         .chmod
@@ -748,11 +766,12 @@ fn copy_step(
         ) => crate::wasm::media_type_of(p).map(|_| p.clone()),
         _ => None,
     };
-    let key = chain(
-        &st.key,
-        &step.definition,
-        &format!("{sum} {}", epoch_tag(ex)),
-    );
+    let extra = format!("{sum} {}", epoch_tag(ex));
+    let key = if link {
+        link_key(&step.definition, &extra)
+    } else {
+        chain(&st.key, &step.definition, &extra)
+    };
     let out = cached_or(ex, key, || {
         let mut entries = plan.entries;
         let staging = TempPath(ex.store.temp_path("add-unpack")?);
@@ -792,7 +811,33 @@ fn copy_step(
     drop(downloads);
     let mut out = out?;
     out.wasm = wasm;
+    if link {
+        // what follows depends on the previous state and on this layer
+        out.chain_key = chain(&st.key, &serde_json::json!({ "link": out.key }), "");
+    }
     Ok(out)
+}
+
+/// The cache key of a `--link` COPY/ADD: the step's definition (sources, dest, flags) and the
+/// checksum of the planned layer (`extra`), without the previous steps, so the layer is reused
+/// when the base or an earlier step changes.
+fn link_key(definition: &serde_json::Value, extra: &str) -> String {
+    chain("link", definition, extra)
+}
+
+/// `--chown` of a `--link` step: the layer is made without the previous state, so there is no
+/// `/etc/passwd` to read; as in BuildKit, only numeric ids (and `root`) are accepted.
+fn link_owner(spec: &str, name: &str) -> Result<(u32, u32), BuildError> {
+    let c = ChownSpec::parse(spec).map_err(|e| input(name, e))?;
+    c.resolve("root:x:0:0:root:/root:/bin/sh\n", "root:x:0:\n")
+        .map_err(|_| {
+            input(
+                name,
+                format!(
+                    "--chown={spec} with --link: user and group names (other than root) cannot be resolved, the layer is made without the previous state; use numeric ids"
+                ),
+            )
+        })
 }
 
 fn join(a: &str, b: &str) -> String {

@@ -7,8 +7,8 @@
 
 mod cli;
 mod common;
-mod conformance;
 mod copy;
+mod link;
 mod network;
 mod registry;
 mod run;
