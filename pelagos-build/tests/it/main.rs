@@ -7,6 +7,7 @@
 
 mod cli;
 mod common;
+mod conformance;
 mod copy;
 mod link;
 mod network;
