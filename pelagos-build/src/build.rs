@@ -254,6 +254,8 @@ pub fn build(opts: &BuildOptions, progress: &Progress) -> Result<BuildOutcome, B
             (plan, path)
         }
     };
+    // credentials in ADD URLs never reach progress lines or history
+    let plan = crate::git::redact_plan(plan);
     for w in &plan.warnings {
         match w.line {
             Some(l) => progress.warning(&format!("line {l}: {}", w.message)),
@@ -272,13 +274,16 @@ pub fn build(opts: &BuildOptions, progress: &Progress) -> Result<BuildOutcome, B
         ));
         store.root().join("build").join("statcache").join(&h[..32])
     };
-    let exec_opts = ExecOptions {
+    let mut exec_opts = ExecOptions {
         no_cache: opts.no_cache,
         network: Some(opts.network),
         source_date_epoch: opts.source_date_epoch,
         secrets: opts.secrets.clone(),
         ssh: opts.ssh.clone(),
     };
+    // `--ssh ID=KEYFILE`: private agents, killed when this function returns (also on error)
+    let _agents =
+        crate::ssh::Agents::start(&mut exec_opts.ssh).map_err(|e| BuildError::Usage(e.into()))?;
     let ex = Executor::new(
         &store,
         &plan,

@@ -7,7 +7,9 @@
 //! - [`ignore`]: `.dockerignore`-family files with Docker's pattern semantics;
 //! - [`perms`]: `--chown` / `--chmod`;
 //! - [`registry`]: base image pulls, `--push`, the registry build cache;
-//! - [`secrets`]: `--secret` and `--ssh` for `RUN --mount=type=secret|ssh`.
+//! - [`secrets`]: `--secret` and `--ssh` for `RUN --mount=type=secret|ssh`;
+//! - [`ssh`]: private agents for `--ssh ID=KEYFILE`;
+//! - [`git`]: `ADD` of git repositories.
 
 pub mod archive;
 pub mod build;
@@ -17,12 +19,14 @@ pub mod copy;
 pub mod error;
 pub mod exec;
 pub mod fetch;
+pub mod git;
 pub mod ignore;
 pub mod output;
 pub mod perms;
 pub mod progress;
 pub mod registry;
 pub mod secrets;
+pub mod ssh;
 pub mod steps;
 pub mod tree;
 pub mod wasm;

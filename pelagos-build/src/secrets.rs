@@ -168,14 +168,17 @@ impl SecretSpec {
 pub struct SshSpec {
     /// The id a `RUN --mount=type=ssh,id=ID` names (`default` when omitted there).
     pub id: String,
-    /// The agent socket.
+    /// The agent socket (for key files: the private agent's, set when the build starts it).
     pub socket: PathBuf,
+    /// Key files to load into a private agent (Docker's `--ssh ID=KEY[,KEY...]`; see
+    /// [`crate::ssh`]); empty for a socket.
+    pub keys: Vec<PathBuf>,
 }
 
 impl SshSpec {
-    /// Parses `default|ID[=SOCKET]`: without a path the agent is `$SSH_AUTH_SOCK` (read through
-    /// `env`). The path must be a unix socket: key files (BuildKit starts an agent for them) are
-    /// refused.
+    /// Parses `default|ID[=SOCKET|KEY[,KEY...]]`: without a path the agent is `$SSH_AUTH_SOCK`
+    /// (read through `env`); a path is either one agent socket or unencrypted private key files,
+    /// which the build loads into a private agent ([`crate::ssh::Agents`]).
     pub fn parse(spec: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Self, SecretError> {
         let err = |reason: &str| SecretError::Ssh {
             spec: spec.to_string(),
@@ -186,25 +189,37 @@ impl SshSpec {
             None => (spec, ""),
         };
         if id.is_empty() || id.contains(char::is_whitespace) {
-            return Err(err("expected default|ID[=SOCKET]"));
+            return Err(err("expected default|ID[=SOCKET|KEY[,KEY...]]"));
         }
+        let is_socket = |p: &str| std::fs::metadata(p).is_ok_and(|m| m.file_type().is_socket());
         let paths: Vec<&str> = paths.split(',').filter(|p| !p.is_empty()).collect();
-        let socket = match paths.as_slice() {
-            [] => env("SSH_AUTH_SOCK")
-                .filter(|s| !s.is_empty())
-                .ok_or_else(|| err("no path given and SSH_AUTH_SOCK is not set"))?,
-            [one] => (*one).to_string(),
-            _ => return Err(err("key files are not supported: give one agent socket")),
+        let (socket, keys) = match paths.as_slice() {
+            [] => {
+                let s = env("SSH_AUTH_SOCK")
+                    .filter(|s| !s.is_empty())
+                    .ok_or_else(|| err("no path given and SSH_AUTH_SOCK is not set"))?;
+                if !is_socket(&s) {
+                    return Err(err(&format!("{s} is not a unix socket")));
+                }
+                (PathBuf::from(s), Vec::new())
+            }
+            [one] if is_socket(one) => (PathBuf::from(one), Vec::new()),
+            many => {
+                let mut keys = Vec::new();
+                for p in many {
+                    if is_socket(p) {
+                        return Err(err("give one agent socket or key files, not both"));
+                    }
+                    crate::ssh::read_key(Path::new(p)).map_err(|r| err(&r))?;
+                    keys.push(PathBuf::from(p));
+                }
+                (PathBuf::new(), keys)
+            }
         };
-        let is_socket = std::fs::metadata(&socket).is_ok_and(|m| m.file_type().is_socket());
-        if !is_socket {
-            return Err(err(&format!(
-                "{socket} is not a unix socket (key files are not supported: give an agent socket)"
-            )));
-        }
         Ok(SshSpec {
             id: id.to_string(),
-            socket: socket.into(),
+            socket,
+            keys,
         })
     }
 }
@@ -356,6 +371,7 @@ mod tests {
     }
 
     #[test]
+    #[allow(clippy::many_single_char_names)]
     fn ssh_forms() {
         let dir = tempfile::tempdir().unwrap();
         let sock = dir.path().join("agent.sock");
@@ -372,8 +388,23 @@ mod tests {
         let g = SshSpec::parse(&format!("git={s}"), &env(&[])).unwrap();
         assert_eq!(g.id, "git");
         assert!(SshSpec::parse("default", &env(&[])).is_err());
-        assert!(SshSpec::parse(&format!("k={}", file.display()), &e).is_err());
+        // a file that is not a private key
+        let m = SshSpec::parse(&format!("k={}", file.display()), &e).unwrap_err();
+        assert!(m.to_string().contains("is not a private key"), "{m}");
         assert!(SshSpec::parse(&format!("k={s},{s}"), &e).is_err());
+        // key files: Docker's form
+        let key = dir.path().join("id");
+        let st = std::process::Command::new("ssh-keygen")
+            .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+            .arg(&key)
+            .status()
+            .unwrap();
+        assert!(st.success());
+        let k =
+            SshSpec::parse(&format!("default={},{}", key.display(), key.display()), &e).unwrap();
+        assert_eq!(k.keys, vec![key.clone(), key.clone()]);
+        assert!(SshSpec::parse(&format!("k={},{s}", key.display()), &e).is_err());
+        assert!(SshSpec::parse("k=/nonexistent/key", &e).is_err());
         assert!(SshSpec::parse("=x", &e).is_err());
     }
 }

@@ -631,17 +631,36 @@ fn copy_step(
     let created_time = ex.opts.source_date_epoch.unwrap_or(0);
     let mut paths = Vec::new();
     let mut urls = Vec::new();
+    let mut gits = Vec::new();
     let mut heredocs = Vec::new();
     for s in &c.sources {
         match s {
+            CopySource::Path(p) if is_add && crate::git::is_git_source(p) => gits.push(p.clone()),
             CopySource::Path(p) if is_add && fetch::is_url(p) => urls.push(p.clone()),
             CopySource::Path(p) => paths.push(p.clone()),
             CopySource::Heredoc(h) => heredocs.push(h.clone()),
         }
     }
-    if is_add && c.checksum.is_some() && urls.is_empty() {
+    if is_add && c.checksum.is_some() && urls.is_empty() && gits.is_empty() {
         return Err(input(name, "--checksum applies only to URL sources"));
     }
+    if c.checksum.is_some() && !urls.is_empty() && !gits.is_empty() {
+        return Err(input(
+            name,
+            "--checksum cannot apply to both a git and an http source",
+        ));
+    }
+    // git sources: resolved to commits now (the commit is in the key), checked out on a miss
+    let git_env = crate::git::GitEnv {
+        ssh_auth_sock: ex
+            .opts
+            .ssh
+            .iter()
+            .find(|s| s.id == "default")
+            .map(|s| s.socket.clone()),
+    };
+    let gits = crate::git::resolve_all(&gits, c.checksum.as_deref(), c.keep_git_dir, &git_env)
+        .map_err(|e| failed(name, e))?;
     let req = CopyRequest {
         sources: paths.clone(),
         dest: c.dest.clone(),
@@ -755,7 +774,11 @@ fn copy_step(
         .entries
         .values()
         .filter(|e| !matches!(e.source, EntrySource::Dir));
-    let wasm = match (files.next(), files.next(), archives.is_empty()) {
+    let wasm = match (
+        files.next(),
+        files.next(),
+        archives.is_empty() && gits.is_empty(),
+    ) {
         (
             Some(Entry {
                 source: EntrySource::File(p),
@@ -766,14 +789,34 @@ fn copy_step(
         ) => crate::wasm::media_type_of(p).map(|_| p.clone()),
         _ => None,
     };
-    let extra = format!("{sum} {}", epoch_tag(ex));
+    let extra = format!("{sum} {}{}", epoch_tag(ex), crate::git::cache_part(&gits));
     let key = if link {
         link_key(&step.definition, &extra)
     } else {
         chain(&st.key, &step.definition, &extra)
     };
+    let git_dest = plan.dest.clone();
     let out = cached_or(ex, key, || {
         let mut entries = plan.entries;
+        let mut git_work = None;
+        if !gits.is_empty() {
+            let work = git_work.insert(TempPath(ex.store.temp_path("add-git")?));
+            let (uid, gid) = chown.unwrap_or((0, 0));
+            let opts = crate::git::EntryOptions {
+                dest: &git_dest,
+                chown: Some((uid, gid)),
+                chmod: chmod.as_ref(),
+                mtime: time::OffsetDateTime::now_utc().unix_timestamp(),
+            };
+            crate::git::add_entries(&gits, &work.0, &opts, &git_env, &mut entries)
+                .map_err(|e| failed(name, e))?;
+            let mut all = CopyPlan {
+                entries,
+                ..CopyPlan::default()
+            };
+            copy::add_parents(&mut all, &target, &req).map_err(|e| failed(name, e))?;
+            entries = all.entries;
+        }
         let staging = TempPath(ex.store.temp_path("add-unpack")?);
         if !archives.is_empty() {
             std::fs::create_dir_all(&staging.0).map_err(|e| failed(name, e))?;
@@ -806,6 +849,7 @@ fn copy_step(
             adopt_entries(ex, &entries, &l);
         }
         drop(staging);
+        drop(git_work);
         Ok(Some(l))
     });
     drop(downloads);

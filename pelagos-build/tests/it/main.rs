@@ -9,6 +9,7 @@ mod cli;
 mod common;
 mod conformance;
 mod copy;
+mod git;
 mod link;
 mod network;
 mod registry;
