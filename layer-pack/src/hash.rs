@@ -101,6 +101,15 @@ pub fn diff_id_of<R: Read>(blob: R) -> io::Result<String> {
 /// Size of the blocks [`SplitHashWriter`] writes and hashes.
 const SPLIT_BLOCK: usize = 1024 * 1024;
 
+/// What the hashing thread receives, in output order.
+enum Piece {
+    /// Output bytes gathered by the writer (handed back for reuse once hashed).
+    Block(Arc<Vec<u8>>),
+    /// A tar chunk already written out as a zstd frame of raw blocks: the hasher hashes the
+    /// same framing ([`crate::zstdw::raw_frame_heads`]) and recycles the chunk.
+    RawZstd(Vec<u8>),
+}
+
 /// A writer that counts what goes through it and hashes it on a helper thread: bytes are
 /// gathered into 1 MiB blocks; each full block is written to `inner` on the calling thread
 /// while the helper hashes the same block. For incompressible layers the compressed stream is
@@ -109,22 +118,41 @@ pub(crate) struct SplitHashWriter<'scope, W> {
     inner: W,
     buf: Vec<u8>,
     count: u64,
-    tx: Option<Sender<Arc<Vec<u8>>>>,
+    tx: Option<Sender<Piece>>,
     back: Receiver<Arc<Vec<u8>>>,
     hasher: ScopedJoinHandle<'scope, Sha256>,
 }
 
 impl<'scope, W: Write> SplitHashWriter<'scope, W> {
-    /// Starts the hashing thread in `scope`.
-    pub(crate) fn new<'env>(scope: &'scope Scope<'scope, 'env>, inner: W) -> Self {
-        let (tx, rx) = bounded::<Arc<Vec<u8>>>(4);
+    /// Starts the hashing thread in `scope`; tar chunks written with
+    /// [`SplitHashWriter::write_raw_zstd`] go to `recycle` once hashed.
+    pub(crate) fn new<'env>(
+        scope: &'scope Scope<'scope, 'env>,
+        inner: W,
+        recycle: Option<Sender<Vec<u8>>>,
+    ) -> Self {
+        let (tx, rx) = bounded::<Piece>(4);
         let (back_tx, back) = bounded::<Arc<Vec<u8>>>(4);
         let hasher = scope.spawn(move || {
             let mut h = Sha256::new();
-            while let Some(block) = rx.recv() {
-                h.update(block.as_slice());
-                // Hand the block back for reuse; dropped when the writer is gone or has enough.
-                let _ = back_tx.try_send(block);
+            while let Some(piece) = rx.recv() {
+                match piece {
+                    Piece::Block(block) => {
+                        h.update(block.as_slice());
+                        // Hand the block back for reuse; dropped when the writer is gone or has
+                        // enough.
+                        let _ = back_tx.try_send(block);
+                    }
+                    Piece::RawZstd(chunk) => {
+                        let heads = crate::zstdw::raw_frame_heads(&chunk);
+                        for s in crate::zstdw::raw_frame_slices(&heads, &chunk) {
+                            h.update(s);
+                        }
+                        if let Some(r) = &recycle {
+                            let _ = r.try_send(chunk);
+                        }
+                    }
+                }
             }
             h
         });
@@ -147,6 +175,15 @@ impl<'scope, W: Write> SplitHashWriter<'scope, W> {
         Ok(&mut self.buf)
     }
 
+    fn send(&self, piece: Piece) -> io::Result<()> {
+        let sent = self.tx.as_ref().is_some_and(|tx| tx.send(piece).is_ok());
+        if sent {
+            Ok(())
+        } else {
+            Err(io::Error::other("output hasher stopped"))
+        }
+    }
+
     /// Writes out and hands over the gathered bytes.
     fn flush_block(&mut self) -> io::Result<()> {
         if self.buf.is_empty() {
@@ -165,14 +202,21 @@ impl<'scope, W: Write> SplitHashWriter<'scope, W> {
                 },
             );
         let block = Arc::new(std::mem::replace(&mut self.buf, next));
-        let sent = self
-            .tx
-            .as_ref()
-            .is_some_and(|tx| tx.send(Arc::clone(&block)).is_ok());
-        if !sent {
-            return Err(io::Error::other("output hasher stopped"));
-        }
+        self.send(Piece::Block(Arc::clone(&block)))?;
         self.inner.write_all(&block)
+    }
+
+    /// Writes `chunk` as one zstd frame of raw blocks without copying it (one vectored write),
+    /// then hands it to the hasher, which hashes the same framing.
+    pub(crate) fn write_raw_zstd(&mut self, chunk: Vec<u8>) -> io::Result<()> {
+        self.flush_block()?;
+        let heads = crate::zstdw::raw_frame_heads(&chunk);
+        let mut slices: Vec<io::IoSlice<'_>> = crate::zstdw::raw_frame_slices(&heads, &chunk)
+            .map(io::IoSlice::new)
+            .collect();
+        write_all_vectored(&mut self.inner, &mut slices)?;
+        self.count += (heads.len() + chunk.len()) as u64;
+        self.send(Piece::RawZstd(chunk))
     }
 
     /// Writes the rest, flushes `inner` and returns it with the sha256 and the byte count.
@@ -186,6 +230,20 @@ impl<'scope, W: Write> SplitHashWriter<'scope, W> {
             .map_err(|_| io::Error::other("output hasher panicked"))?;
         Ok((self.inner, h, self.count))
     }
+}
+
+/// `write_all` for a list of slices (a single `writev` when `w` takes it all).
+fn write_all_vectored<W: Write>(w: &mut W, mut bufs: &mut [io::IoSlice<'_>]) -> io::Result<()> {
+    io::IoSlice::advance_slices(&mut bufs, 0);
+    while !bufs.is_empty() {
+        match w.write_vectored(bufs) {
+            Ok(0) => return Err(io::Error::from(io::ErrorKind::WriteZero)),
+            Ok(n) => io::IoSlice::advance_slices(&mut bufs, n),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }
 
 impl<W: Write> Write for SplitHashWriter<'_, W> {
@@ -223,7 +281,7 @@ mod tests {
             .map(|i| (i * 7 + i / 5000) as u8)
             .collect();
         let (out, h, n) = std::thread::scope(|s| {
-            let mut w = SplitHashWriter::new(s, Vec::new());
+            let mut w = SplitHashWriter::new(s, Vec::new(), None);
             let mut rest = data.as_slice();
             let mut step = 1;
             while !rest.is_empty() {

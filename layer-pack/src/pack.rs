@@ -12,7 +12,7 @@ use sha2::{Digest, Sha256};
 
 use crate::hash::{CountWriter, SplitHashWriter, fmt_digest};
 use crate::options::{Compression, LayerDescriptor, PackOptions};
-use crate::queue::bounded;
+use crate::queue::{Sender, bounded};
 use crate::tarw::Chunker;
 use crate::walk::walk;
 use crate::zstdw::ZstdSink;
@@ -107,10 +107,12 @@ fn threads(opts: &PackOptions) -> usize {
 }
 
 impl<'scope, W: Write> Sink<'scope, W> {
+    /// `recycle` takes back tar chunks the sink consumed.
     fn new<'env>(
         opts: &PackOptions,
         out: W,
         scope: &'scope std::thread::Scope<'scope, 'env>,
+        recycle: &Sender<Vec<u8>>,
     ) -> Result<Self, PackError> {
         let werr = |source| PackError::Write {
             path: "<output>".into(),
@@ -125,7 +127,7 @@ impl<'scope, W: Write> Sink<'scope, W> {
                         "gzip level {level} is not in 0..=9"
                     )));
                 }
-                let out = SplitHashWriter::new(scope, out);
+                let out = SplitHashWriter::new(scope, out, None);
                 Sink::Gzip(ParallelGzip::new(out, level as u32, threads(opts)).map_err(werr)?)
             }
             Compression::Zstd => {
@@ -135,18 +137,20 @@ impl<'scope, W: Write> Sink<'scope, W> {
                         "zstd level {level} is not in 1..=19"
                     )));
                 }
-                let out = SplitHashWriter::new(scope, out);
+                let out = SplitHashWriter::new(scope, out, Some(recycle.clone()));
                 Sink::Zstd(ZstdSink::new(out, level, threads(opts)).map_err(werr)?)
             }
         })
     }
 
-    fn write_all(&mut self, data: &[u8]) -> io::Result<()> {
+    /// Writes one tar chunk; gives it back for reuse unless the sink kept it.
+    fn write_chunk(&mut self, chunk: Vec<u8>) -> io::Result<Option<Vec<u8>>> {
         match self {
-            Sink::None(w) => w.write_all(data),
-            Sink::Gzip(g) => g.write_all(data),
-            Sink::Zstd(z) => z.write_all(data),
+            Sink::None(w) => w.write_all(&chunk)?,
+            Sink::Gzip(g) => g.write_all(&chunk)?,
+            Sink::Zstd(z) => return z.write_chunk(chunk),
         }
+        Ok(Some(chunk))
     }
 
     /// Ends the stream: the output sha256 (`None` when not compressed) and the output size.
@@ -173,7 +177,7 @@ fn run<W: Write>(
     let (hash_tx, rx) = bounded::<Vec<u8>>(4);
     let (free_tx, free_rx) = bounded::<Vec<u8>>(8);
     std::thread::scope(|s| {
-        let mut sink = Sink::new(opts, out, s)?;
+        let mut sink = Sink::new(opts, out, s, &free_tx)?;
         let producer = s.spawn(move || {
             let mut c = Chunker::new(tx, free_rx);
             produce(&mut c)?;
@@ -192,8 +196,9 @@ fn run<W: Write>(
         });
         let consumed = (|| {
             while let Some(chunk) = rx.recv() {
-                sink.write_all(&chunk)?;
-                let _ = free_tx.try_send(chunk);
+                if let Some(chunk) = sink.write_chunk(chunk)? {
+                    let _ = free_tx.try_send(chunk);
+                }
             }
             Ok::<_, io::Error>(())
         })();

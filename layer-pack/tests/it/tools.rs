@@ -230,3 +230,85 @@ fn umoci_and_oci_image_tool_accept_an_image_of_our_layers() {
     let theirs = comparable(snapshot(&bundle.join("rootfs")));
     assert_eq!(theirs, ours);
 }
+
+/// A zstd layer with incompressible data (raw-block frames between libzstd frames) is read by
+/// the zstd CLI and by skopeo (containers/image's Go zstd decoder), which recompresses it to
+/// gzip; umoci 0.4 (no zstd support) then unpacks that copy to the same tree.
+#[test]
+fn zstd_cli_and_skopeo_read_a_zstd_layer_with_raw_frames() {
+    let t = tmp();
+    let src = t.path().join("src");
+    noisy_tree(&src);
+    let o = PackOptions {
+        level: Some(1),
+        ..pack_opts(Compression::Zstd)
+    };
+    let (d, blob) = pack_vec(&src, &o);
+    let file = t.path().join("layer.tar.zst");
+    fs::write(&file, &blob).unwrap();
+    let out = Command::new("zstd")
+        .args(["-d", "-c", "-q"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "zstd: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(sha256(&out.stdout), d.diff_id);
+
+    let img = t.path().join("image");
+    layout(&img, &[(&src, o)]);
+    let copy = t.path().join("copy");
+    let out = Command::new("skopeo")
+        .args(["copy", "--quiet", "--dest-compress-format", "gzip"])
+        .arg(format!("oci:{}:v1", img.display()))
+        .arg(format!("oci:{}:v1", copy.display()))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "skopeo: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // the recompressed layer holds the same tar
+    let index: serde_json::Value =
+        serde_json::from_slice(&fs::read(copy.join("index.json")).unwrap()).unwrap();
+    let blob_path = |d: &str| {
+        copy.join("blobs/sha256")
+            .join(d.strip_prefix("sha256:").unwrap())
+    };
+    let mdig = index["manifests"][0]["digest"].as_str().unwrap();
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&fs::read(blob_path(mdig)).unwrap()).unwrap();
+    let layer = &manifest["layers"][0];
+    assert_eq!(
+        layer["mediaType"],
+        "application/vnd.oci.image.layer.v1.tar+gzip"
+    );
+    let gz = fs::read(blob_path(layer["digest"].as_str().unwrap())).unwrap();
+    assert_eq!(sha256(&decompress(&gz)), d.diff_id);
+
+    let bundle = t.path().join("bundle");
+    let mut cmd = Command::new("umoci");
+    cmd.arg("unpack");
+    if !is_root() {
+        cmd.arg("--rootless");
+    }
+    let out = cmd
+        .arg("--image")
+        .arg(format!("{}:v1", copy.display()))
+        .arg(&bundle)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "umoci: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        comparable(snapshot(&bundle.join("rootfs"))),
+        comparable(snapshot(&src))
+    );
+}

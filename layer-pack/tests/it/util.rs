@@ -258,3 +258,28 @@ pub fn raw_tar(entries: &[([u8; 512], &[u8])]) -> Vec<u8> {
     out.extend(std::iter::repeat_n(0u8, 1024));
     out
 }
+
+/// `n` pseudo-random (incompressible) bytes from `seed` (xorshift64).
+pub fn noise(n: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    (0..n)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect()
+}
+
+/// A tree mixing incompressible files (> 1 MiB, so whole tar chunks of noise) with text.
+pub fn noisy_tree(d: &Path) {
+    write(
+        &d.join("a-text"),
+        "some text line\n".repeat(100_000).as_bytes(),
+    );
+    write(&d.join("b-noise"), &noise(3 * 1024 * 1024 + 777, 1));
+    write(&d.join("c-text"), "more text\n".repeat(200_000).as_bytes());
+    write(&d.join("d/noise"), &noise(2 * 1024 * 1024, 2));
+    set_all_mtimes(d, 1_700_000_000);
+}
