@@ -15,3 +15,4 @@ mod network;
 mod registry;
 mod run;
 mod secrets;
+mod ssh;
