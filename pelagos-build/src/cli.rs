@@ -349,9 +349,10 @@ pub struct Cli {
     /// `type=file|env,...` (repeatable; a lone `id=ID` reads the variable ID, else the file ID).
     #[arg(long = "secret", value_name = "SPEC")]
     pub secrets: Vec<String>,
-    /// An SSH agent socket for `RUN --mount=type=ssh`: `default|ID[=SOCKET]` (repeatable;
-    /// without a socket, `$SSH_AUTH_SOCK`).
-    #[arg(long = "ssh", value_name = "ID[=SOCKET]")]
+    /// An SSH agent for `RUN --mount=type=ssh` and ssh git sources: `default|ID[=SOCKET]`
+    /// (without a socket, `$SSH_AUTH_SOCK`) or `ID=KEY[,KEY...]` (unencrypted key files loaded
+    /// into a private ssh-agent for the build) (repeatable).
+    #[arg(long = "ssh", value_name = "ID[=SOCKET|KEY,...]")]
     pub ssh: Vec<String>,
 }
 
