@@ -7,6 +7,8 @@ use std::ffi::OsString;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::ignore::IgnoreMatcher;
 
@@ -107,6 +109,9 @@ fn terr(path: &Path) -> impl FnOnce(std::io::Error) -> TreeError + '_ {
         source,
     }
 }
+
+/// The walk of one subdirectory by a helper thread (`None`: not walked).
+type Subtree = Mutex<Option<Result<Vec<Node>, TreeError>>>;
 
 /// A read-only tree: a context directory or a layered root file system.
 #[derive(Debug, Clone)]
@@ -284,6 +289,7 @@ impl Tree {
                     root.join(rel)
                 };
                 let mut out = Vec::new();
+                let mut stamps = Vec::new();
                 for e in std::fs::read_dir(&host).map_err(terr(&host))? {
                     let e = e.map_err(terr(&host))?;
                     let name = e.file_name();
@@ -298,18 +304,27 @@ impl Tree {
                     };
                     let r = join(rel, name);
                     if ignore.is_excluded(&r) {
-                        if std::fs::symlink_metadata(e.path()).is_ok_and(|m| m.is_dir())
-                            && !ignore.can_skip_dir(&r)
-                        {
+                        if e.file_type().is_ok_and(|t| t.is_dir()) && !ignore.can_skip_dir(&r) {
                             // an exception may re-include something below: keep the dir
                         } else {
                             continue;
                         }
                     }
                     let p = e.path();
-                    let m = std::fs::symlink_metadata(&p).map_err(terr(&p))?;
-                    out.push(Node::from_meta(r, p.clone(), &m).map_err(terr(&p))?);
+                    // statx relative to the directory fd (no path walk), without following links
+                    let m = e.metadata().map_err(terr(&p))?;
+                    if m.is_file() {
+                        stamps.push((
+                            Box::<[u8]>::from(p.as_os_str().as_bytes()),
+                            crate::checksum::Stamp::of(&m),
+                        ));
+                    }
+                    out.push(Node::from_meta(r, p, &m).map_err(|e| TreeError {
+                        path: host.join(name),
+                        source: e,
+                    })?);
                 }
+                crate::checksum::note_walked(stamps);
                 out.sort_by(|a, b| a.rel.cmp(&b.rel));
                 Ok(out)
             }
@@ -334,7 +349,7 @@ impl Tree {
                             continue;
                         }
                         let p = e.path();
-                        let m = std::fs::symlink_metadata(&p).map_err(terr(&p))?;
+                        let m = e.metadata().map_err(terr(&p))?;
                         let node = if is_whiteout(&m) {
                             None
                         } else {
@@ -373,13 +388,73 @@ impl Tree {
     }
 
     /// Every node below `rel` (a resolved directory), depth first, parents before children.
+    /// The subdirectories of the first level with several of them are walked on two threads.
     pub fn walk(&self, rel: &str, out: &mut Vec<Node>) -> Result<(), TreeError> {
-        for n in self.read_dir(rel)? {
+        let children = self.read_dir(rel)?;
+        let dirs: Vec<&str> = children
+            .iter()
+            .filter(|n| n.is_dir())
+            .map(|n| n.rel.as_str())
+            .collect();
+        if dirs.len() < 2 {
+            for n in children {
+                let sub = n.is_dir().then(|| n.rel.clone());
+                out.push(n);
+                if let Some(r) = sub {
+                    self.walk(&r, out)?;
+                }
+            }
+            return Ok(());
+        }
+        let next = AtomicUsize::new(0);
+        let subtrees: Vec<Subtree> = dirs.iter().map(|_| Mutex::new(None)).collect();
+        let work = || {
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let (Some(d), Some(slot)) = (dirs.get(i), subtrees.get(i)) else {
+                    break;
+                };
+                let mut v = Vec::new();
+                let r = self.walk_seq(d, &mut v).map(|()| v);
+                let failed = r.is_err();
+                if let Ok(mut s) = slot.lock() {
+                    *s = Some(r);
+                }
+                if failed {
+                    // stop the other thread early too
+                    next.store(usize::MAX / 2, Ordering::Relaxed);
+                    break;
+                }
+            }
+        };
+        std::thread::scope(|s| {
+            s.spawn(work);
+            work();
+        });
+        let mut subtrees = subtrees.into_iter();
+        for n in children {
             let is_dir = n.is_dir();
-            let r = n.rel.clone();
+            let rel = n.rel.clone();
             out.push(n);
             if is_dir {
-                self.walk(&r, out)?;
+                let sub = subtrees.next().and_then(|m| m.into_inner().ok().flatten());
+                match sub {
+                    Some(Ok(mut v)) => out.append(&mut v),
+                    Some(Err(e)) => return Err(e),
+                    // not walked because the other thread failed first: walk it here
+                    None => self.walk_seq(&rel, out)?,
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn walk_seq(&self, rel: &str, out: &mut Vec<Node>) -> Result<(), TreeError> {
+        for n in self.read_dir(rel)? {
+            let sub = n.is_dir().then(|| n.rel.clone());
+            out.push(n);
+            if let Some(r) = sub {
+                self.walk_seq(&r, out)?;
             }
         }
         Ok(())
