@@ -124,14 +124,29 @@ pub struct OutputSpec {
 }
 
 impl OutputSpec {
+    /// Whether the output goes to stdout (`dest=-`: a tar stream, as BuildKit's).
+    pub fn is_stdout(&self) -> bool {
+        self.tar && self.dest.as_os_str() == "-"
+    }
+
     /// Parses `type=oci|docker|local|tar,dest=PATH[,tar=false][,name=N]`,
-    /// `type=registry[,name=REF]` (also `type=image,push=true[,name=REF]`), or a bare `PATH`
-    /// (Docker's shorthand for `type=local,dest=PATH`).
+    /// `type=registry[,name=REF]` (also `type=image,push=true[,name=REF]`), a bare `PATH`
+    /// (Docker's shorthand for `type=local,dest=PATH`) or `-` (`type=tar,dest=-`). As in
+    /// BuildKit, `dest=-` (the default of `oci` and `tar`) is stdout for the tar kinds and an
+    /// error for the directory kinds.
     pub fn parse(spec: &str) -> Result<Self, UsageError> {
         let err = |reason: &str| UsageError::Output {
             spec: spec.to_string(),
             reason: reason.into(),
         };
+        if spec == "-" {
+            return Ok(OutputSpec {
+                kind: OutputKind::Tar,
+                dest: spec.into(),
+                tar: true,
+                name: None,
+            });
+        }
         if !spec.contains('=') {
             if spec.is_empty() {
                 return Err(err("empty"));
@@ -208,10 +223,19 @@ impl OutputSpec {
         if push.is_some() {
             return Err(err("push= applies only to type=registry or type=image"));
         }
-        let dest = dest.ok_or_else(|| err("missing dest="))?;
         if !tar && kind != OutputKind::Oci {
             return Err(err("tar=false applies only to type=oci"));
         }
+        let to_file = tar && kind != OutputKind::Local;
+        let dest = match dest {
+            Some(d) if d.as_os_str() == "-" && !to_file => {
+                return Err(err("dest cannot be stdout for a directory output"));
+            }
+            Some(d) => d,
+            // BuildKit: the tar kinds default to stdout (docker loads into the daemon: none here)
+            None if to_file && kind != OutputKind::Docker => PathBuf::from("-"),
+            None => return Err(err("missing dest=")),
+        };
         Ok(OutputSpec {
             kind,
             dest,
@@ -315,8 +339,9 @@ pub struct Cli {
     /// Write the build metadata (JSON) to this file.
     #[arg(long, value_name = "FILE")]
     pub metadata_file: Option<PathBuf>,
-    /// An output: `type=oci|docker|local|tar,dest=PATH` or `type=registry[,name=REF]`
-    /// (repeatable).
+    /// An output: `type=oci|docker|local|tar,dest=PATH` (`dest=-` or none: stdout for `oci` and
+    /// `tar`; `local` merges into an existing directory), `-` (a tar on stdout) or
+    /// `type=registry[,name=REF]` (repeatable).
     #[arg(short = 'o', long = "output", value_name = "SPEC")]
     pub outputs: Vec<String>,
     /// The store directory (default: $PELAGOS_STORE, /var/lib/pelagos for root, else
@@ -504,6 +529,12 @@ impl Cli {
             .iter()
             .map(|o| OutputSpec::parse(o))
             .collect::<Result<Vec<_>, _>>()?;
+        if let Some(second) = outputs.iter().filter(|o| o.is_stdout()).nth(1) {
+            return Err(UsageError::Output {
+                spec: second.dest.display().to_string(),
+                reason: "multiple outputs configured to write to stdout".into(),
+            });
+        }
         let mut push_to: Vec<String> = Vec::new();
         if self.push {
             if self.tags.is_empty() {
@@ -825,8 +856,32 @@ mod tests {
         assert!(OutputSpec::parse("type=docker,dest=d.tar").unwrap().tar);
         assert!(!OutputSpec::parse("type=local,dest=d").unwrap().tar);
         assert_eq!(OutputSpec::parse("outdir").unwrap().kind, OutputKind::Local);
-        for bad in [
+        // stdout, as BuildKit: `-`, dest=- and no dest for the tar kinds
+        for spec in [
+            "-",
+            "type=tar,dest=-",
+            "type=tar",
             "type=oci",
+            "type=oci,dest=-",
+        ] {
+            assert!(OutputSpec::parse(spec).unwrap().is_stdout(), "{spec}");
+        }
+        assert_eq!(OutputSpec::parse("-").unwrap().kind, OutputKind::Tar);
+        assert!(
+            !OutputSpec::parse("type=oci,dest=o.tar")
+                .unwrap()
+                .is_stdout()
+        );
+        assert!(matches!(
+            opts(&["-o", "-", "-o", "type=oci"], &[]),
+            Err(UsageError::Output { .. })
+        ));
+        for bad in [
+            "type=local,dest=-",
+            "type=oci,tar=false,dest=-",
+            "type=oci,tar=false",
+            "type=docker",
+            "type=local",
             "dest=x",
             "type=zip,dest=x",
             "type=tar,dest=x,tar=false",

@@ -21,6 +21,7 @@ pub mod exec;
 pub mod fetch;
 pub mod git;
 pub mod ignore;
+pub mod localdir;
 pub mod output;
 pub mod perms;
 pub mod progress;
@@ -34,10 +35,26 @@ pub mod wasm;
 /// The whole command: validates the flags, builds, prints the result document (or the ID with
 /// `-q`) on stdout.
 pub fn run_cli(cli: cli::Cli) -> Result<(), error::BuildError> {
+    use std::io::IsTerminal;
     use std::io::Write;
     let opts = cli.into_options(&|k| std::env::var(k).ok())?;
+    // an archive on stdout (`--output -`, BuildKit's): never onto a terminal, and then stdout
+    // carries nothing else
+    let stdout_output = opts.outputs.iter().find(|o| o.is_stdout());
+    if let Some(o) = stdout_output
+        && std::io::stdout().is_terminal()
+    {
+        return Err(cli::UsageError::Output {
+            spec: o.dest.display().to_string(),
+            reason: "dest file is required, refusing to write to a terminal".into(),
+        }
+        .into());
+    }
     let progress = progress::Progress::new(opts.progress, opts.quiet);
     let out = build::build(&opts, &progress)?;
+    if stdout_output.is_some() {
+        return Ok(());
+    }
     let mut stdout = std::io::stdout().lock();
     let text = if opts.quiet {
         out.result.image_id.clone()

@@ -1,7 +1,11 @@
 //! `--output`: an OCI image layout (tar, or directory with `tar=false`), a `docker load`
 //! archive, the flattened root file system into a directory (`local`) or as a tar (`tar`), all
 //! written by image-store's exporter. The image is named in the archive by `name=` or the first
-//! `-t` tag (full reference), as the store itself names it.
+//! `-t` tag (full reference), as the store itself names it. As in BuildKit, the tar kinds go to
+//! stdout with `dest=-` (or no dest), and `local` writes into a directory that may already
+//! hold files (see [`crate::localdir`]).
+
+use std::path::Path;
 
 use image_store::{Descriptor, ExportFormat, ImageRecord, Reference, Store};
 
@@ -44,28 +48,79 @@ pub fn write_outputs(
             dest: o.dest.clone(),
             message: e.to_string(),
         };
-        if let Some(parent) = o.dest.parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::create_dir_all(parent).map_err(|e| err(&e))?;
+        let to_stdout = o.is_stdout();
+        if !to_stdout {
+            if let Some(parent) = o.dest.parent().filter(|p| !p.as_os_str().is_empty()) {
+                std::fs::create_dir_all(parent).map_err(|e| err(&e))?;
+            }
+            if o.tar && o.dest.is_dir() {
+                return Err(err(&"destination file is a directory"));
+            }
         }
-        let mut sink = std::io::sink();
-        match (o.kind, o.tar) {
-            (OutputKind::Oci, true) => {
-                store.export(&[img], ExportFormat::Oci, Some(&o.dest), &mut sink)
+        let format = match (o.kind, o.tar) {
+            (OutputKind::Oci, true) => ExportFormat::Oci,
+            (OutputKind::Oci, false) => ExportFormat::OciDir,
+            (OutputKind::Docker, _) => ExportFormat::Docker,
+            (OutputKind::Tar, _) => ExportFormat::Rootfs,
+            (OutputKind::Local, _) => {
+                local(store, &img, &o.dest).map_err(|e| err(&e))?;
+                continue;
             }
-            (OutputKind::Oci, false) => {
-                store.export(&[img], ExportFormat::OciDir, Some(&o.dest), &mut sink)
-            }
-            (OutputKind::Docker, _) => {
-                store.export(&[img], ExportFormat::Docker, Some(&o.dest), &mut sink)
-            }
-            (OutputKind::Tar, _) => {
-                store.export(&[img], ExportFormat::Rootfs, Some(&o.dest), &mut sink)
-            }
-            (OutputKind::Local, _) => store.export_rootfs_dir(&img, &o.dest),
             // pushed by the build after every file output
-            (OutputKind::Registry, _) => Ok(()),
+            (OutputKind::Registry, _) => continue,
+        };
+        if to_stdout {
+            use std::io::Write;
+            let mut out = std::io::stdout().lock();
+            store
+                .export(&[img], format, None, &mut out)
+                .map_err(|e| err(&e))?;
+            out.flush().map_err(|e| err(&e))?;
+        } else {
+            store
+                .export(&[img], format, Some(&o.dest), &mut std::io::sink())
+                .map_err(|e| err(&e))?;
         }
-        .map_err(|e| err(&e))?;
     }
     Ok(())
+}
+
+/// `type=local`: the flattened file system straight into a missing or empty `dest`; into one
+/// that has files, flattened into a temp dir of the store first and merged in (same-named
+/// entries replaced, others kept, no symlink of `dest` followed).
+fn local(store: &Store, img: &ImageRecord, dest: &Path) -> Result<(), BuildError> {
+    struct Tmp(std::path::PathBuf);
+    impl Drop for Tmp {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+    let io = |e: std::io::Error| BuildError::Output {
+        dest: dest.to_path_buf(),
+        message: e.to_string(),
+    };
+    let empty = match std::fs::read_dir(dest) {
+        Ok(mut d) => d.next().is_none(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => true,
+        Err(e) if e.raw_os_error() == Some(libc::ENOTDIR) => {
+            return Err(BuildError::Output {
+                dest: dest.to_path_buf(),
+                message: "destination directory is a file".into(),
+            });
+        }
+        Err(e) => return Err(io(e)),
+    };
+    if empty {
+        return Ok(store.export_rootfs_dir(img, dest)?);
+    }
+    let tmp = Tmp(store.temp_path("local-output")?);
+    store.export_rootfs_dir(img, &tmp.0)?;
+    let opts = crate::localdir::MergeOptions {
+        move_files: true,
+        owners: rustix::process::geteuid().is_root(),
+    };
+    crate::localdir::merge_into(&tmp.0, dest, opts).map_err(|e| BuildError::Output {
+        dest: dest.to_path_buf(),
+        message: e.to_string(),
+    })
 }

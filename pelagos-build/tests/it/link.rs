@@ -81,7 +81,11 @@ fn copy_link_ignores_the_previous_state_and_is_reused_when_it_changes() {
     assert_eq!((md.uid(), md.gid()), (0, 0));
     // without --link the destination symlink is followed; --link with --chmod is a plain
     // COPY in BuildKit (no merge), so it follows it too
-    assert!(std::fs::symlink_metadata(root.join("lnk")).unwrap().is_symlink());
+    assert!(
+        std::fs::symlink_metadata(root.join("lnk"))
+            .unwrap()
+            .is_symlink()
+    );
     assert!(root.join("srv2/plain.txt").is_file());
     let md = std::fs::metadata(root.join("srv2/chmod.txt")).unwrap();
     assert_eq!(md.mode() & 0o7777, 0o600);
@@ -92,7 +96,10 @@ fn copy_link_ignores_the_previous_state_and_is_reused_when_it_changes() {
     e.build_ok(&["-t", "link:2", "--metadata-file", m]);
     let second = steps(&meta);
     assert!(!cached(&second, "RUN echo two"), "{second:?}");
-    assert!(cached(&second, "COPY --link f.txt /app/f.txt"), "{second:?}");
+    assert!(
+        cached(&second, "COPY --link f.txt /app/f.txt"),
+        "{second:?}"
+    );
     assert!(cached(&second, "COPY --link --chown=1000:50"), "{second:?}");
     assert!(cached(&second, "ADD --link --chown=root"), "{second:?}");
     assert!(!cached(&second, "COPY f.txt /lnk/plain.txt"), "{second:?}");
@@ -133,7 +140,10 @@ fn copy_link_refuses_chown_names() {
     let o = e.build(&[]);
     assert_eq!(o.status.code(), Some(2));
     let err = String::from_utf8_lossy(&o.stderr);
-    assert!(err.contains("with --link") && err.contains("numeric"), "{err}");
+    assert!(
+        err.contains("with --link") && err.contains("numeric"),
+        "{err}"
+    );
     // numeric ids work without the previous state (and without RUN: no root needed)
     e.remfile("FROM busybox:local\nCOPY --link --chown=7:8 f.txt /d/f\n");
     e.build_ok(&["-t", "l:1"]);

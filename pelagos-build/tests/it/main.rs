@@ -12,6 +12,7 @@ mod copy;
 mod git;
 mod link;
 mod network;
+mod output;
 mod registry;
 mod run;
 mod secrets;

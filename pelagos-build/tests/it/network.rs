@@ -62,12 +62,19 @@ fn run_reaches_loopback_by_default_but_not_with_network_none() {
     let srv = Server::start();
     let e = Env::new();
     // busybox nc (its static wget crashes looking up the `http` service without NSS files)
-    let get = format!("echo | nc -w 5 127.0.0.1 {} > /got && grep -q pong /got", srv.port);
+    let get = format!(
+        "echo | nc -w 5 127.0.0.1 {} > /got && grep -q pong /got",
+        srv.port
+    );
     // default: BuildKit's, the host's network namespace
     e.remfile(&format!("FROM busybox:local\nRUN {get}\n"));
     e.build_ok(&["-t", "net:default"]);
     let r = e.rootfs("net:default");
-    assert!(std::fs::read_to_string(r.path().join("got")).unwrap().ends_with("\r\n\r\npong\n"));
+    assert!(
+        std::fs::read_to_string(r.path().join("got"))
+            .unwrap()
+            .ends_with("\r\n\r\npong\n")
+    );
     assert_eq!(srv.hits.load(Ordering::SeqCst), 1);
     // --network host is the same network
     e.build_ok(&["--network", "host", "--no-cache", "-t", "net:host"]);
@@ -75,7 +82,10 @@ fn run_reaches_loopback_by_default_but_not_with_network_none() {
 
     // --network none: only the step's own loopback (nothing listens there)
     let o = e.build(&["--network", "none", "-t", "net:none"]);
-    assert!(!o.status.success(), "a RUN reached the host with --network none");
+    assert!(
+        !o.status.success(),
+        "a RUN reached the host with --network none"
+    );
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("did not complete successfully"), "{err}");
 
@@ -84,7 +94,9 @@ fn run_reaches_loopback_by_default_but_not_with_network_none() {
     let o = e.build(&[]);
     assert!(!o.status.success(), "RUN --network=none reached the host");
     // RUN --network=default follows the flag: none here
-    e.remfile(&format!("FROM busybox:local\nRUN --network=default {get}\n"));
+    e.remfile(&format!(
+        "FROM busybox:local\nRUN --network=default {get}\n"
+    ));
     assert!(!e.build(&["--network", "none"]).status.success());
     assert_eq!(srv.hits.load(Ordering::SeqCst), 2);
     // RUN --network=host wins over --network none
