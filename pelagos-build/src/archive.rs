@@ -3,6 +3,7 @@
 //! into layer entries (paths cleaned so nothing lands outside the destination, whiteout names
 //! and special files handled).
 
+use std::collections::HashMap;
 use std::io::{BufReader, Read};
 use std::path::{Path, PathBuf};
 
@@ -321,7 +322,73 @@ pub fn extract(
             xattrs: Vec::new(),
         });
     }
+    order_hardlinks(&mut out);
     Ok(out)
+}
+
+/// Layers are packed in path order, and a tar hard link must follow its target: in every group
+/// of names of one file, the first name in path order gets the content and the others link to
+/// it (all names of a hard-linked file are equal, so the extracted tree is the same).
+pub fn order_hardlinks(entries: &mut [Entry]) {
+    let index: HashMap<String, usize> = entries
+        .iter()
+        .enumerate()
+        .map(|(i, e)| (e.path_in_layer.clone(), i))
+        .collect();
+    // the file every link leads to (following links to links)
+    let root_of = |mut i: usize| {
+        for _ in 0..entries.len() {
+            match &entries[i].source {
+                EntrySource::Hardlink(t) => match index.get(t) {
+                    Some(&j) if j != i => i = j,
+                    _ => return None,
+                },
+                _ => return Some(i),
+            }
+        }
+        None
+    };
+    let mut groups: HashMap<usize, Vec<usize>> = HashMap::new();
+    for i in 0..entries.len() {
+        if matches!(entries[i].source, EntrySource::Hardlink(_))
+            && let Some(r) = root_of(i)
+        {
+            groups.entry(r).or_default().push(i);
+        }
+    }
+    for (root, links) in groups {
+        let Some(&first) = links
+            .iter()
+            .min_by(|a, b| entries[**a].path_in_layer.cmp(&entries[**b].path_in_layer))
+        else {
+            continue;
+        };
+        if entries[first].path_in_layer >= entries[root].path_in_layer {
+            for &l in &links {
+                entries[l].source = EntrySource::Hardlink(entries[root].path_in_layer.clone());
+            }
+            continue;
+        }
+        let name = entries[first].path_in_layer.clone();
+        let content = std::mem::replace(
+            &mut entries[root].source,
+            EntrySource::Hardlink(name.clone()),
+        );
+        entries[first].source = content;
+        // the file's metadata moves with its content (a link header's may differ)
+        let (mode, uid, gid, mtime) = {
+            let r = &entries[root];
+            (r.mode, r.uid, r.gid, r.mtime)
+        };
+        let xattrs = std::mem::take(&mut entries[root].xattrs);
+        let f = &mut entries[first];
+        (f.mode, f.uid, f.gid, f.mtime, f.xattrs) = (mode, uid, gid, mtime, xattrs);
+        for &l in &links {
+            if l != first {
+                entries[l].source = EntrySource::Hardlink(name.clone());
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -417,6 +484,46 @@ mod tests {
         )
         .unwrap();
         assert!(es.iter().all(|e| e.uid == 9 && e.gid == 9));
+    }
+
+    #[test]
+    fn hard_links_are_reordered_to_follow_their_target_in_path_order() {
+        let mut b = tar::Builder::new(Vec::new());
+        let mut h = tar::Header::new_ustar();
+        h.set_mode(0o640);
+        h.set_size(2);
+        b.append_data(&mut h, "top/owned", &b"hi"[..]).unwrap();
+        for name in ["top/hard", "top/zz", "a-first"] {
+            let mut h = tar::Header::new_ustar();
+            h.set_entry_type(tar::EntryType::Link);
+            h.set_size(0);
+            b.append_link(&mut h, name, "top/owned").unwrap();
+        }
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("l.tar");
+        std::fs::write(&p, b.into_inner().unwrap()).unwrap();
+        let mut es = extract(&p, Codec::None, "x", d.path(), None).unwrap();
+        es.sort_by(|a, b| a.path_in_layer.cmp(&b.path_in_layer));
+        let src: Vec<(&str, &EntrySource)> = es
+            .iter()
+            .map(|e| (e.path_in_layer.as_str(), &e.source))
+            .collect();
+        assert!(matches!(src[0], ("x/a-first", EntrySource::Bytes(b)) if b == b"hi"));
+        assert_eq!(es[0].mode, 0o640, "the content's metadata moves with it");
+        for (path, s) in &src[1..] {
+            assert!(
+                matches!(s, EntrySource::Hardlink(t) if t == "x/a-first"),
+                "{path}: {s:?}"
+            );
+        }
+        // packed in path order, the layer is valid
+        let mut out = Vec::new();
+        layer_pack::pack_entries(
+            es.into_iter(),
+            &layer_pack::PackOptions::default(),
+            &mut out,
+        )
+        .unwrap();
     }
 
     #[test]

@@ -823,7 +823,8 @@ fn copy_step(
             let mut extracted = CopyPlan::default();
             for (p, host, codec, into) in &archives {
                 entries.remove(p);
-                for e in archive::extract(host, *codec, into, &staging.0, chown)
+                // BuildKit keeps the archive's owners: --chown only owns the dirs it creates
+                for e in archive::extract(host, *codec, into, &staging.0, None)
                     .map_err(|e| failed(name, e))?
                 {
                     extracted.entries.insert(e.path_in_layer.clone(), e);

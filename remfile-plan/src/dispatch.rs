@@ -490,12 +490,15 @@ pub(crate) fn dispatch(
         }
         Kind::Workdir { path } => {
             let p = cx.expand(path, &env)?;
-            let wd = if p.starts_with('/') {
-                clean_path(&p)
+            // BuildKit keeps an absolute path as written (`/app/` stays `/app/` in the config
+            // and history) and joins a relative one to the previous WORKDIR, cleaned
+            let written = if p.starts_with('/') {
+                p.clone()
             } else {
                 clean_path(&format!("{}/{p}", state.workdir()))
             };
-            state.config.working_dir.clone_from(&wd);
+            let wd = clean_path(&written);
+            state.config.working_dir.clone_from(&written);
             let mkdir = wd != "/";
             let user = state.config.user.clone();
             let definition = json!({"op": "workdir", "path": wd, "user": user, "mkdir": mkdir});
@@ -505,7 +508,7 @@ pub(crate) fn dispatch(
                     user,
                     mkdir,
                 }),
-                format!("WORKDIR {wd}"),
+                format!("WORKDIR {written}"),
                 !mkdir,
                 definition,
             )

@@ -93,3 +93,39 @@ fn history_text_of_arg_and_healthcheck_and_scratch_workdir_as_buildkit() {
     );
     assert_eq!(cfg.config.unwrap().working_dir.as_deref(), Some("/"));
 }
+
+#[test]
+#[ignore = "needs root: the rootfs is unpacked with its owners"]
+fn add_archive_keeps_its_owners_modes_and_hard_links_under_chown() {
+    let e = Env::new();
+    let mut b = tar::Builder::new(Vec::new());
+    let mut h = tar::Header::new_ustar();
+    h.set_mode(0o4750);
+    h.set_uid(1000);
+    h.set_gid(50);
+    h.set_size(2);
+    b.append_data(&mut h, "top/owned", &b"hi"[..]).unwrap();
+    let mut h = tar::Header::new_ustar();
+    h.set_entry_type(tar::EntryType::Link);
+    h.set_size(0);
+    // sorts before its target: the layer must still be valid
+    b.append_link(&mut h, "top/hard", "top/owned").unwrap();
+    std::fs::write(e.ctx.join("a.tar"), b.into_inner().unwrap()).unwrap();
+    e.remfile("FROM busybox:local\nADD --chown=2:2 a.tar /x/\n");
+    e.build_ok(&["-t", "t"]);
+    let r = e.rootfs("t");
+    use std::os::unix::fs::MetadataExt;
+    let owned = std::fs::metadata(r.path().join("x/top/owned")).unwrap();
+    let hard = std::fs::metadata(r.path().join("x/top/hard")).unwrap();
+    assert_eq!(
+        (owned.uid(), owned.gid(), owned.mode() & 0o7777),
+        (1000, 50, 0o4750)
+    );
+    assert_eq!(owned.ino(), hard.ino(), "still one file");
+    let x = std::fs::metadata(r.path().join("x")).unwrap();
+    assert_eq!(
+        (x.uid(), x.gid()),
+        (2, 2),
+        "--chown owns the created dest dir"
+    );
+}

@@ -886,3 +886,17 @@ fn scratch_has_buildkit_empty_image_workdir() {
     let p = plan("FROM scratch\nENV X=1\n", &[]);
     assert_eq!(last(&p).config.working_dir, "/");
 }
+
+#[test]
+fn absolute_workdir_is_kept_as_written_relative_is_joined_and_cleaned() {
+    let p = plan("FROM scratch\nWORKDIR /app/\nWORKDIR ../up/x/\nWORKDIR /a/../b\n", &[]);
+    let s = last(&p);
+    assert_eq!(step_at(s, 2).created_by, "WORKDIR /app/");
+    assert_eq!(step_at(s, 3).created_by, "WORKDIR /up/x");
+    assert_eq!(step_at(s, 4).created_by, "WORKDIR /a/../b");
+    assert_eq!(s.config.working_dir, "/a/../b");
+    let Op::Workdir(w) = &step_at(s, 4).op else {
+        panic!("not a workdir step")
+    };
+    assert_eq!(w.path, "/b", "the directory made is the cleaned path");
+}
