@@ -59,11 +59,14 @@ pub fn write_outputs(
         }
         let format = match (o.kind, o.tar) {
             (OutputKind::Oci, true) => ExportFormat::Oci,
-            (OutputKind::Oci, false) => ExportFormat::OciDir,
+            (OutputKind::Oci, false) => {
+                into_dir(store, &o.dest, |d| store.export_oci_dir(&[img.clone()], d))?;
+                continue;
+            }
             (OutputKind::Docker, _) => ExportFormat::Docker,
             (OutputKind::Tar, _) => ExportFormat::Rootfs,
             (OutputKind::Local, _) => {
-                local(store, &img, &o.dest).map_err(|e| err(&e))?;
+                into_dir(store, &o.dest, |d| store.export_rootfs_dir(&img, d))?;
                 continue;
             }
             // pushed by the build after every file output
@@ -85,10 +88,15 @@ pub fn write_outputs(
     Ok(())
 }
 
-/// `type=local`: the flattened file system straight into a missing or empty `dest`; into one
-/// that has files, flattened into a temp dir of the store first and merged in (same-named
-/// entries replaced, others kept, no symlink of `dest` followed).
-fn local(store: &Store, img: &ImageRecord, dest: &Path) -> Result<(), BuildError> {
+/// A directory output (`type=local`, `type=oci,tar=false`), as BuildKit's: `export` writes
+/// straight into a missing or empty `dest`; into one that has files, into a temp dir of the
+/// store first, merged in by [`crate::localdir::merge_into`] (same-named entries replaced,
+/// others kept, no symlink of `dest` followed).
+fn into_dir(
+    store: &Store,
+    dest: &Path,
+    export: impl Fn(&Path) -> Result<(), image_store::StoreError>,
+) -> Result<(), BuildError> {
     struct Tmp(std::path::PathBuf);
     impl Drop for Tmp {
         fn drop(&mut self) {
@@ -110,11 +118,15 @@ fn local(store: &Store, img: &ImageRecord, dest: &Path) -> Result<(), BuildError
         }
         Err(e) => return Err(io(e)),
     };
+    let out = |e: image_store::StoreError| BuildError::Output {
+        dest: dest.to_path_buf(),
+        message: e.to_string(),
+    };
     if empty {
-        return Ok(store.export_rootfs_dir(img, dest)?);
+        return export(dest).map_err(out);
     }
     let tmp = Tmp(store.temp_path("local-output")?);
-    store.export_rootfs_dir(img, &tmp.0)?;
+    export(&tmp.0).map_err(out)?;
     let opts = crate::localdir::MergeOptions {
         move_files: true,
         owners: rustix::process::geteuid().is_root(),

@@ -77,6 +77,22 @@ fn local_output_merges_into_a_non_empty_directory_without_following_its_symlinks
     left.sort();
     assert_eq!(left, ["victim"]);
 
+    // an OCI layout directory is merged the same way (BuildKit's oci exporter with tar=false)
+    let layout = e.dir.path().join("layout");
+    std::fs::create_dir_all(&layout).unwrap();
+    std::fs::write(layout.join("notes.txt"), "mine\n").unwrap();
+    let (doc, _) = e.build_ok(&[
+        "-o",
+        &format!("type=oci,tar=false,dest={}", layout.display()),
+    ]);
+    assert!(layout.join("notes.txt").is_file());
+    assert!(layout.join("oci-layout").is_file());
+    let index = std::fs::read_to_string(layout.join("index.json")).unwrap();
+    let manifest = doc["manifest_digest"].as_str().unwrap();
+    assert!(index.contains(manifest), "{index}");
+    let hex = manifest.trim_start_matches("sha256:");
+    assert!(layout.join("blobs/sha256").join(hex).is_file());
+
     // a file as the destination directory
     let f = e.dir.path().join("file");
     std::fs::write(&f, "x").unwrap();
