@@ -60,7 +60,9 @@ pub fn write_outputs(
         let format = match (o.kind, o.tar) {
             (OutputKind::Oci, true) => ExportFormat::Oci,
             (OutputKind::Oci, false) => {
-                into_dir(store, &o.dest, |d| store.export_oci_dir(&[img.clone()], d))?;
+                into_dir(store, &o.dest, |d| {
+                    store.export_oci_dir(std::slice::from_ref(&img), d)
+                })?;
                 continue;
             }
             (OutputKind::Docker, _) => ExportFormat::Docker,
