@@ -126,6 +126,24 @@ fn copy_link_ignores_the_previous_state_and_is_reused_when_it_changes() {
     let l3 = e.image("link:3").layers().unwrap();
     assert_eq!(l3[2].0.digest, l1[2].0.digest);
 
+    // every layer made by these builds (RUN upper dirs and COPY entries adopted through
+    // Store::adopt_snapshot) has a snapshot that fsck finds identical to its layer
+    let store = e.store();
+    for (_, diff_id) in l1.iter().chain(&l2).skip(1) {
+        let meta = store.snapshot_meta(diff_id).unwrap();
+        assert_eq!(
+            (&meta.diff_id, meta.whiteouts.as_str()),
+            (diff_id, "trusted")
+        );
+    }
+    let report = store.fsck(false).unwrap();
+    assert!(report.ok, "{:?}", report.problems);
+    assert!(
+        report.snapshots_checked >= 8,
+        "{}",
+        report.snapshots_checked
+    );
+
     // changing the source does invalidate it
     e.write("f.txt", "changed\n");
     e.build_ok(&["-t", "link:4", "--metadata-file", m]);
