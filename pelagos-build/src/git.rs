@@ -642,12 +642,16 @@ impl Resolved {
 
 fn remove_git_entries(dir: &Path) -> Result<(), GitError> {
     let mut gits = Vec::new();
-    for e in walkdir::WalkDir::new(dir).min_depth(1) {
+    let mut it = walkdir::WalkDir::new(dir).min_depth(1).into_iter();
+    while let Some(e) = it.next() {
         let e = e.map_err(|e| GitError::Io {
             path: dir.to_path_buf(),
             source: e.into(),
         })?;
         if e.file_name() == ".git" {
+            if e.file_type().is_dir() {
+                it.skip_current_dir();
+            }
             gits.push(e.path().to_path_buf());
         }
     }
@@ -690,14 +694,15 @@ pub fn entries(
     src: &GitSource,
     opts: &EntryOptions<'_>,
 ) -> Result<BTreeMap<String, Entry>, GitError> {
-    let base = if src.subdir.is_empty() {
-        root.to_path_buf()
-    } else {
-        root.join(&src.subdir)
-    };
-    // the subdir must be a directory inside the checkout (a symlink is not followed out)
-    let meta = std::fs::symlink_metadata(&base).ok();
-    if !meta.is_some_and(|m| m.is_dir()) {
+    // the subdir must be a directory of the checkout reached without symlinks (a repository's
+    // link to /etc must not copy the builder's files)
+    let mut base = root.to_path_buf();
+    let mut inside = true;
+    for comp in src.subdir.split('/').filter(|c| !c.is_empty()) {
+        base.push(comp);
+        inside &= std::fs::symlink_metadata(&base).is_ok_and(|m| m.is_dir());
+    }
+    if !inside {
         return Err(GitError::Git {
             url: src.shown.clone(),
             message: format!(

@@ -180,6 +180,8 @@ fn fixture() -> Fixture {
     let c1 = commit(&work, "one", T1);
     git(&work, &["tag", "-a", "v1", "-m", "v1"]);
     write(&work.join("README"), "version 2\n", 0o644);
+    // a link out of the repository: never followed by a subdir
+    std::os::unix::fs::symlink("/etc", work.join("escape")).unwrap();
     let c2 = commit(&work, "two", T2);
     publish(&work, &root, "repo.git");
     Fixture {
@@ -314,11 +316,17 @@ fn git_checksum_and_errors_name_the_url() {
     let o = e.build(&[]);
     assert!(!o.status.success());
     assert!(stderr(&o).contains("\"nope\" not found"), "{}", stderr(&o));
-    // a subdir that is not there
-    e.remfile(&format!("FROM scratch\nADD {url}#main:missing /a\n"));
-    let o = e.build(&[]);
-    assert!(!o.status.success());
-    assert!(stderr(&o).contains("subdir \"missing\""), "{}", stderr(&o));
+    // a subdir that is not there, or reached through a symlink out of the repository
+    for sub in ["missing", "escape", "escape/ssl", "escape/."] {
+        e.remfile(&format!("FROM scratch\nADD {url}#main:{sub} /a\n"));
+        let o = e.build(&[]);
+        assert_eq!(o.status.code(), Some(1), "{sub}");
+        assert!(
+            stderr(&o).contains("is not a directory of the repository"),
+            "{}",
+            stderr(&o)
+        );
+    }
     // an unreachable repository: the error names the URL
     let dead = format!("git://127.0.0.1:{}/repo.git", free_port());
     e.remfile(&format!("FROM scratch\nADD {dead} /a\n"));
