@@ -322,8 +322,40 @@ pub fn extract(
             xattrs: Vec::new(),
         });
     }
+    implied_dirs(&mut out, into);
     order_hardlinks(&mut out);
     Ok(out)
+}
+
+/// Directories below `into` that the archive implies without an entry of their own are made
+/// as untar does (0755, root-owned; never the ADD's `--chown`, as in BuildKit).
+fn implied_dirs(out: &mut Vec<Entry>, into: &str) {
+    let have: std::collections::HashSet<String> =
+        out.iter().map(|e| e.path_in_layer.clone()).collect();
+    let mut add = std::collections::BTreeSet::new();
+    for e in out.iter() {
+        let mut cur = e.path_in_layer.as_str();
+        while let Some((parent, _)) = cur.rsplit_once('/') {
+            if parent.len() <= into.len() {
+                break;
+            }
+            if !have.contains(parent) {
+                add.insert(parent.to_string());
+            }
+            cur = parent;
+        }
+    }
+    for p in add {
+        out.push(Entry {
+            path_in_layer: p,
+            source: EntrySource::Dir,
+            mode: 0o755,
+            uid: 0,
+            gid: 0,
+            mtime: 0,
+            xattrs: Vec::new(),
+        });
+    }
 }
 
 /// Layers are packed in path order, and a tar hard link must follow its target: in every group
@@ -504,6 +536,17 @@ mod tests {
         std::fs::write(&p, b.into_inner().unwrap()).unwrap();
         let mut es = extract(&p, Codec::None, "x", d.path(), None).unwrap();
         es.sort_by(|a, b| a.path_in_layer.cmp(&b.path_in_layer));
+        assert!(
+            matches!(
+                &es.iter()
+                    .find(|e| e.path_in_layer == "x/top")
+                    .unwrap()
+                    .source,
+                EntrySource::Dir
+            ),
+            "the implied dir is made"
+        );
+        es.retain(|e| !matches!(e.source, EntrySource::Dir));
         let src: Vec<(&str, &EntrySource)> = es
             .iter()
             .map(|e| (e.path_in_layer.as_str(), &e.source))

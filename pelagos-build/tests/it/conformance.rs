@@ -128,4 +128,10 @@ fn add_archive_keeps_its_owners_modes_and_hard_links_under_chown() {
         (2, 2),
         "--chown owns the created dest dir"
     );
+    let top = std::fs::metadata(r.path().join("x/top")).unwrap();
+    assert_eq!(
+        (top.uid(), top.gid(), top.mode() & 0o7777),
+        (0, 0, 0o755),
+        "a dir the archive implies is made as untar does"
+    );
 }
