@@ -149,3 +149,22 @@ fn tar_and_oci_outputs_go_to_stdout_with_dest_dash() {
         assert!(o.stdout.is_empty());
     }
 }
+
+#[test]
+fn an_archive_is_never_written_onto_a_terminal() {
+    let e = Env::new();
+    e.remfile("FROM busybox:local\nLABEL a=b\n");
+    // `script` (bsdutils) gives the command a terminal as stdout
+    let cmd = format!(
+        "{BIN} --store {} --progress plain -o - {}",
+        e.store.display(),
+        e.ctx.display()
+    );
+    let o = std::process::Command::new("script")
+        .args(["-qec", &cmd, "/dev/null"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(2), "{text}");
+    assert!(text.contains("refusing to write to a terminal"), "{text}");
+}
