@@ -5,6 +5,8 @@
 //!
 //! - [`cli`]: the flags and their validation into [`cli::BuildOptions`];
 //! - [`ignore`]: `.dockerignore`-family files with Docker's pattern semantics;
+//! - [`localdir`]: `--output type=local` merged into a directory that already has files, never
+//!   through its symlinks;
 //! - [`perms`]: `--chown` / `--chmod`;
 //! - [`registry`]: base image pulls, `--push`, the registry build cache;
 //! - [`secrets`]: `--secret` and `--ssh` for `RUN --mount=type=secret|ssh`;
