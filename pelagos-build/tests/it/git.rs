@@ -143,6 +143,7 @@ struct Fixture {
     env: Env,
     daemon: Daemon,
     work: PathBuf,
+    c0: String,
     c1: String,
     c2: String,
 }
@@ -163,6 +164,9 @@ fn fixture() -> Fixture {
     commit(&sub, "sub", T1);
     publish(&sub, &root, "sub.git");
     let work = new_work(&env.dir.path().join("work"));
+    // commit 0: no ref points at it
+    write(&work.join("README"), "version 0\n", 0o644);
+    let c0 = commit(&work, "zero", T1 - 100);
     write(&work.join("README"), "version 1\n", 0o644);
     write(&work.join("run.sh"), "#!/bin/sh\necho hi\n", 0o775);
     write(&work.join("docs/guide.md"), "# guide\n", 0o664);
@@ -188,6 +192,7 @@ fn fixture() -> Fixture {
         env,
         daemon,
         work,
+        c0,
         c1,
         c2,
     }
@@ -402,7 +407,8 @@ fn cgi(mut c: TcpStream, root: &Path) {
         .env("CONTENT_TYPE", header("content-type"))
         .env("CONTENT_LENGTH", len.to_string())
         .env("HTTP_CONTENT_ENCODING", header("content-encoding"))
-        .env("GIT_PROTOCOL", header("git-protocol"))
+        // no GIT_PROTOCOL: the backend speaks protocol v0, where a commit no ref points at
+        // cannot be fetched by hash (the builder then fetches all branches and tags)
         .env("REMOTE_ADDR", "127.0.0.1")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -457,7 +463,8 @@ fn git_over_smart_http_never_shows_credentials() {
     let shown = format!("http://xxxxx@127.0.0.1:{}/repo.git", srv.port);
     let meta = e.dir.path().join("meta.json");
     e.remfile(&format!(
-        "FROM scratch\nADD --keep-git-dir=true {url}#v1 /src\n"
+        "FROM scratch\nADD --keep-git-dir=true {url}#v1 /src\nADD {url}#{} /zero\n",
+        f.c0
     ));
     let (doc, err) = e.build_ok(&["-t", "h:1", "--metadata-file", &meta.display().to_string()]);
     let r = e.rootfs("h:1");
@@ -468,6 +475,10 @@ fn git_over_smart_http_never_shows_credentials() {
     assert_eq!(
         std::fs::read_to_string(r.path().join("src/vendor/sub/lib.txt")).unwrap(),
         "sub lib\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(r.path().join("zero/README")).unwrap(),
+        "version 0\n"
     );
     // the progress log, the result, the metadata, the history and the kept .git say xxxxx
     assert!(err.contains(&shown), "{err}");
