@@ -31,7 +31,7 @@ pub struct StepOutput {
     /// The step's cache key.
     pub key: String,
     /// The key the next step chains from: `key`, except after a `--link` step, whose own key
-    /// leaves out the previous state (see [`link_key`]).
+    /// leaves out the previous state (and is chained here with it).
     pub chain_key: String,
     /// Whether it came from the cache.
     pub cached: bool,
