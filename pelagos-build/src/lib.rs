@@ -31,6 +31,7 @@ pub mod registry;
 pub mod secrets;
 pub mod ssh;
 pub mod steps;
+pub mod stubs;
 pub mod tree;
 pub mod wasm;
 

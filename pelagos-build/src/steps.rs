@@ -384,6 +384,9 @@ fn run_step(
             env.retain(|x| x.split('=').next() != Some(k.as_str()));
             env.push(e);
         }
+        let stub_points: Vec<crate::stubs::MountPoint> =
+            mounts.iter().map(crate::stubs::MountPoint::of).collect();
+        let stub_lowers = lowers.clone();
         let spec = ns_run::RunSpec {
             lowers,
             work_root: Some(ns_run::work_root_for_store(ex.store.root())),
@@ -440,6 +443,11 @@ fn run_step(
                     r.argv, res.exit_code
                 ),
             ));
+        }
+        // BuildKit's layer keeps the directories made for mount targets
+        if let Err(e) = crate::stubs::add_mount_stubs(&stub_lowers, &upper, &stub_points) {
+            cleanup();
+            return Err(failed(name, e));
         }
         let empty = std::fs::read_dir(&upper).map_or(true, |mut d| d.next().is_none());
         let layer = if empty {

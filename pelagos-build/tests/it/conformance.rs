@@ -135,3 +135,32 @@ fn add_archive_keeps_its_owners_modes_and_hard_links_under_chown() {
         "a dir the archive implies is made as untar does"
     );
 }
+
+#[test]
+#[ignore = "needs root: RUN steps use namespaces and overlayfs"]
+fn run_mount_targets_leave_their_directories_as_in_buildkit() {
+    let e = Env::new();
+    e.write("f", "f");
+    e.remfile(
+        "FROM busybox:local\nRUN --mount=type=cache,target=/var/cache/x --mount=type=tmpfs,target=/scratch \
+         --mount=type=bind,source=f,target=/opt/f true\n",
+    );
+    e.build_ok(&["-t", "t"]);
+    let cfg = e.config("t");
+    assert_eq!(
+        cfg.history.last().unwrap().empty_layer,
+        None,
+        "the stubs make a layer"
+    );
+    let r = e.rootfs("t");
+    for d in ["var/cache/x", "scratch", "opt"] {
+        let m = std::fs::symlink_metadata(r.path().join(d)).unwrap();
+        assert!(m.is_dir(), "{d}");
+        assert_eq!(
+            std::fs::read_dir(r.path().join(d)).unwrap().count(),
+            0,
+            "{d} empty"
+        );
+    }
+    assert!(!r.path().join("opt/f").exists(), "no file stub");
+}
