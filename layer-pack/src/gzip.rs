@@ -59,7 +59,7 @@ impl<W: Write> ParallelGzip<W> {
         // Fixed header: no name, mtime 0, no extra flags, OS unknown.
         out.write_all(&[0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff])?;
         // Deep enough that workers never wait for the writer, even when descheduled on a busy host.
-        let max_in_flight = threads * 16 + 4;
+        let max_in_flight = threads * 8 + 4;
         let (job_tx, job_rx) = bounded::<Job>(max_in_flight);
         let (done_tx, done_rx) = bounded::<Done>(max_in_flight);
         let mut workers = Vec::with_capacity(threads);

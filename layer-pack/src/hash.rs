@@ -131,8 +131,8 @@ impl<'scope, W: Write> SplitHashWriter<'scope, W> {
         inner: W,
         recycle: Option<Sender<Vec<u8>>>,
     ) -> Self {
-        let (tx, rx) = bounded::<Piece>(4);
-        let (back_tx, back) = bounded::<Arc<Vec<u8>>>(4);
+        let (tx, rx) = bounded::<Piece>(3);
+        let (back_tx, back) = bounded::<Arc<Vec<u8>>>(3);
         let hasher = scope.spawn(move || {
             let mut h = Sha256::new();
             while let Some(piece) = rx.recv() {
