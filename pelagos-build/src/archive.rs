@@ -381,8 +381,8 @@ pub fn order_hardlinks(entries: &mut [Entry]) {
         None
     };
     let mut groups: HashMap<usize, Vec<usize>> = HashMap::new();
-    for i in 0..entries.len() {
-        if matches!(entries[i].source, EntrySource::Hardlink(_))
+    for (i, e) in entries.iter().enumerate() {
+        if matches!(e.source, EntrySource::Hardlink(_))
             && let Some(r) = root_of(i)
         {
             groups.entry(r).or_default().push(i);
@@ -520,20 +520,22 @@ mod tests {
 
     #[test]
     fn hard_links_are_reordered_to_follow_their_target_in_path_order() {
-        let mut b = tar::Builder::new(Vec::new());
-        let mut h = tar::Header::new_ustar();
-        h.set_mode(0o640);
-        h.set_size(2);
-        b.append_data(&mut h, "top/owned", &b"hi"[..]).unwrap();
+        let mut builder = tar::Builder::new(Vec::new());
+        let mut header = tar::Header::new_ustar();
+        header.set_mode(0o640);
+        header.set_size(2);
+        builder
+            .append_data(&mut header, "top/owned", &b"hi"[..])
+            .unwrap();
         for name in ["top/hard", "top/zz", "a-first"] {
-            let mut h = tar::Header::new_ustar();
-            h.set_entry_type(tar::EntryType::Link);
-            h.set_size(0);
-            b.append_link(&mut h, name, "top/owned").unwrap();
+            let mut link = tar::Header::new_ustar();
+            link.set_entry_type(tar::EntryType::Link);
+            link.set_size(0);
+            builder.append_link(&mut link, name, "top/owned").unwrap();
         }
         let d = tempfile::tempdir().unwrap();
         let p = d.path().join("l.tar");
-        std::fs::write(&p, b.into_inner().unwrap()).unwrap();
+        std::fs::write(&p, builder.into_inner().unwrap()).unwrap();
         let mut es = extract(&p, Codec::None, "x", d.path(), None).unwrap();
         es.sort_by(|a, b| a.path_in_layer.cmp(&b.path_in_layer));
         assert!(
@@ -561,12 +563,7 @@ mod tests {
         }
         // packed in path order, the layer is valid
         let mut out = Vec::new();
-        layer_pack::pack_entries(
-            es.into_iter(),
-            &layer_pack::PackOptions::default(),
-            &mut out,
-        )
-        .unwrap();
+        layer_pack::pack_entries(es, &layer_pack::PackOptions::default(), &mut out).unwrap();
     }
 
     #[test]

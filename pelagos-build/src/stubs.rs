@@ -76,8 +76,8 @@ pub fn add_mount_stubs(
             continue;
         }
         // through the image's symlinks, as the runtime follows them
-        let real = resolve_for_create(&image, &rel)?;
-        let comps: Vec<&str> = real.split('/').collect();
+        let resolved = resolve_for_create(&image, &rel)?;
+        let comps: Vec<&str> = resolved.split('/').collect();
         let upto = if m.dir { comps.len() } else { comps.len() - 1 };
         let mut cur = String::new();
         for c in comps.iter().take(upto) {

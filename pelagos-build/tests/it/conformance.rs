@@ -1,6 +1,8 @@
 //! Differences from BuildKit found by `scripts/compare-buildkit` (the corpus in
 //! `tests/conformance/`), each pinned by an end-to-end build.
 
+use std::os::unix::fs::MetadataExt;
+
 use crate::common::*;
 
 #[test]
@@ -114,7 +116,6 @@ fn add_archive_keeps_its_owners_modes_and_hard_links_under_chown() {
     e.remfile("FROM busybox:local\nADD --chown=2:2 a.tar /x/\n");
     e.build_ok(&["-t", "t"]);
     let r = e.rootfs("t");
-    use std::os::unix::fs::MetadataExt;
     let owned = std::fs::metadata(r.path().join("x/top/owned")).unwrap();
     let hard = std::fs::metadata(r.path().join("x/top/hard")).unwrap();
     assert_eq!(
