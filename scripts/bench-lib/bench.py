@@ -200,7 +200,7 @@ class Pelagos(Tool):
         subprocess.run(["cp", "-a", os.environ["BENCH_PELAGOS_TEMPLATE"], self.store], check=True)
 
     def build(self, wl, ctx, export):
-        argv = [self.bin, "--store", self.store, "-q", "-t", f"bench-{wl}:latest"]
+        argv = [self.bin, "--store", self.store, "--network", "none", "-q", "-t", f"bench-{wl}:latest"]
         if export:
             argv += ["--output", f"type=oci,dest={self.out(wl)}"]
         return [argv + [ctx]]
