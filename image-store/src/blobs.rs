@@ -25,10 +25,38 @@ pub const MAX_DOCUMENT_SIZE: u64 = 64 << 20;
 
 /// A streaming blob writer: hashes while writing to a temp file in the store; [`BlobWriter::commit`]
 /// verifies and publishes it atomically. Dropping it without committing removes the temp file.
+/// (A writer from [`Store::blob_writer_trusting`] counts the bytes instead of hashing them.)
 pub struct BlobWriter<'s> {
     store: &'s Store,
     path: PathBuf,
-    inner: Option<HashingWriter<BufWriter<File>>>,
+    inner: Option<Sink>,
+}
+
+/// Where a [`BlobWriter`]'s bytes go.
+enum Sink {
+    /// Hashed while written.
+    Hashing(HashingWriter<BufWriter<File>>),
+    /// Counted only: the writer's caller supplies the digest at commit.
+    Counting(BufWriter<File>, u64),
+}
+
+impl Write for Sink {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Sink::Hashing(w) => w.write(buf),
+            Sink::Counting(w, count) => {
+                let n = w.write(buf)?;
+                *count += n as u64;
+                Ok(n)
+            }
+        }
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Sink::Hashing(w) => w.flush(),
+            Sink::Counting(w, _) => w.flush(),
+        }
+    }
 }
 
 impl std::fmt::Debug for BlobWriter<'_> {
@@ -57,14 +85,25 @@ impl Write for BlobWriter<'_> {
 impl BlobWriter<'_> {
     /// Verifies the content against `expected` (digest and size) when given, then makes the blob
     /// visible (fsync, rename, fsync dir). On a mismatch nothing is stored and the error names
-    /// the blob.
+    /// the blob. A writer from [`Store::blob_writer_trusting`] needs `expected`: its size is
+    /// checked, its digest is taken as given.
     pub fn commit(mut self, expected: Option<(&Digest, u64)>) -> Result<BlobInfo> {
-        let Some(w) = self.inner.take() else {
-            return Err(StoreError::Unsupported(
-                "blob writer committed twice".into(),
-            ));
+        let (digest, size, buf) = match self.inner.take() {
+            Some(Sink::Hashing(w)) => w.finish(),
+            Some(Sink::Counting(buf, size)) => {
+                let Some((want, _)) = expected else {
+                    return Err(StoreError::Unsupported(
+                        "a trusting blob writer needs the digest at commit".into(),
+                    ));
+                };
+                (want.clone(), size, buf)
+            }
+            None => {
+                return Err(StoreError::Unsupported(
+                    "blob writer committed twice".into(),
+                ));
+            }
         };
-        let (digest, size, buf) = w.finish();
         let file = buf
             .into_inner()
             .map_err(|e| StoreError::io("write", &self.path, e.into_error()))?;
@@ -165,8 +204,25 @@ impl Store {
         Ok(BlobWriter {
             store: self,
             path,
-            inner: Some(HashingWriter::new(BufWriter::with_capacity(1 << 20, file))),
+            inner: Some(Sink::Hashing(HashingWriter::new(BufWriter::with_capacity(
+                1 << 20,
+                file,
+            )))),
         })
+    }
+
+    /// A writer for a new blob whose digest the caller computes itself, in this process, over
+    /// exactly the bytes it writes (e.g. the digest in a layer-pack `LayerDescriptor`): the
+    /// writer only counts the bytes instead of hashing them a second time, and
+    /// [`BlobWriter::commit`] requires `expected`, checks the size and trusts the digest. Never
+    /// for bytes from outside (load, pull): use [`Store::blob_writer`] or [`Store::put_blob`].
+    pub fn blob_writer_trusting(&self) -> Result<BlobWriter<'_>> {
+        let mut w = self.blob_writer()?;
+        if let Some(Sink::Hashing(h)) = w.inner.take() {
+            let (_, _, buf) = h.finish();
+            w.inner = Some(Sink::Counting(buf, 0));
+        }
+        Ok(w)
     }
 
     /// Streams `reader` into a new blob. With `expected` the content must have that digest and
@@ -425,6 +481,37 @@ mod tests {
             .put_blob(&b"hello"[..], Some((&Digest::of(b"hello"), 4)))
             .unwrap_err();
         assert!(matches!(err, StoreError::SizeMismatch { .. }), "{err}");
+        assert_eq!(fs::read_dir(s.tmp_dir()).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn trusting_writer_takes_the_callers_digest_and_checks_the_size() {
+        let (_d, s) = store();
+        let want = Digest::of(b"layer bytes");
+        let mut w = s.blob_writer_trusting().unwrap();
+        w.write_all(b"layer ").unwrap();
+        w.write_all(b"bytes").unwrap();
+        let info = w.commit(Some((&want, 11))).unwrap();
+        assert_eq!(
+            info,
+            BlobInfo {
+                digest: want.clone(),
+                size: 11
+            }
+        );
+        assert_eq!(s.read_blob(&want).unwrap(), b"layer bytes");
+        s.verify_blob(&want, Some(11)).unwrap();
+        // the size is still checked; without a digest there is nothing to trust
+        let mut w = s.blob_writer_trusting().unwrap();
+        w.write_all(b"abc").unwrap();
+        let other = Digest::of(b"abcd");
+        let err = w.commit(Some((&other, 4))).unwrap_err();
+        assert!(matches!(err, StoreError::SizeMismatch { .. }), "{err}");
+        let mut w = s.blob_writer_trusting().unwrap();
+        w.write_all(b"abc").unwrap();
+        assert!(w.commit(None).is_err());
+        assert!(!s.has_blob(&other));
+        assert!(!s.has_blob(&Digest::of(b"abc")));
         assert_eq!(fs::read_dir(s.tmp_dir()).unwrap().count(), 0);
     }
 
