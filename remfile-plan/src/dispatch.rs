@@ -25,7 +25,7 @@ pub(crate) struct StageState {
     pub env: Vec<(String, String)>,
     /// The image config.
     pub config: ImageConfig,
-    /// ARGs in scope (inherited through FROM <stage>) with their values.
+    /// ARGs declared in this stage with their values (for RUN's history text).
     pub args: Vec<(String, Option<String>)>,
     /// Every ARG name declared in this stage.
     pub declared: BTreeSet<String>,
@@ -51,7 +51,9 @@ impl StageState {
         StageState {
             env: parent.env.clone(),
             config,
-            args: parent.args.clone(),
+            // BuildKit's RUN history lists only the ARGs declared in the stage itself (their
+            // values still reach the env, through the parent's state)
+            args: Vec::new(),
             declared: BTreeSet::new(),
             cmd_set: false,
             base_unknown: parent.base_unknown,
@@ -731,15 +733,17 @@ fn run_step(
         run_mounts.push(run_mount(cx, m, env, &workdir, &mut ssh_n, images)?);
     }
     let env_list: Vec<String> = env.iter().map(|(k, v)| format!("{k}={v}")).collect();
-    let declared_proxy = |name: &str| env.iter().any(|(k, _)| k.eq_ignore_ascii_case(name));
+    // BuildKit's proxy env: a proxy build arg (any case) sets both spellings for every RUN,
+    // declared or not; a spelling the env already has (a declared ARG, an ENV) is kept
+    let in_env = |name: &str| env.iter().any(|(k, _)| k == name);
     let mut proxy_env = Vec::new();
     for p in crate::planner::PROXY_ARGS {
-        if declared_proxy(p) {
-            continue;
-        }
         if let Some((_, v)) = cx.g.proxy.iter().find(|(k, _)| k.eq_ignore_ascii_case(p)) {
-            proxy_env.push(format!("{p}={v}"));
-            proxy_env.push(format!("{}={v}", p.to_ascii_lowercase()));
+            for name in [p.to_string(), p.to_ascii_lowercase()] {
+                if !in_env(&name) {
+                    proxy_env.push(format!("{name}={v}"));
+                }
+            }
         }
     }
     debug_assert!(

@@ -411,7 +411,8 @@ fn declared_proxy_arg_is_part_of_env_and_definition() {
     );
     let r = the_run(&p);
     assert_eq!(get(&r.env, "HTTP_PROXY"), Some("http://p"));
-    assert!(r.proxy_env.is_empty());
+    // the other spelling still comes from BuildKit's proxy env (Docker 20.10 sets both)
+    assert_eq!(r.proxy_env, ["http_proxy=http://p"]);
     let step = last(&p)
         .steps
         .iter()
@@ -889,7 +890,10 @@ fn scratch_has_buildkit_empty_image_workdir() {
 
 #[test]
 fn absolute_workdir_is_kept_as_written_relative_is_joined_and_cleaned() {
-    let p = plan("FROM scratch\nWORKDIR /app/\nWORKDIR ../up/x/\nWORKDIR /a/../b\n", &[]);
+    let p = plan(
+        "FROM scratch\nWORKDIR /app/\nWORKDIR ../up/x/\nWORKDIR /a/../b\n",
+        &[],
+    );
     let s = last(&p);
     assert_eq!(step_at(s, 2).created_by, "WORKDIR /app/");
     assert_eq!(step_at(s, 3).created_by, "WORKDIR /up/x");
@@ -899,4 +903,42 @@ fn absolute_workdir_is_kept_as_written_relative_is_joined_and_cleaned() {
         panic!("not a workdir step")
     };
     assert_eq!(w.path, "/b", "the directory made is the cleaned path");
+}
+
+#[test]
+fn run_history_lists_only_the_stages_own_args() {
+    let p = plan(
+        "FROM scratch AS a\nARG V=one\nRUN x\nFROM a\nRUN y\nARG W=2\nRUN z\n",
+        &[],
+    );
+    let s = last(&p);
+    assert_eq!(step_at(s, 5).created_by, "RUN /bin/sh -c y # buildkit");
+    assert_eq!(
+        step_at(s, 7).created_by,
+        "RUN |1 W=2 /bin/sh -c z # buildkit"
+    );
+    assert_eq!(
+        get(&runs(s)[0].env, "V"),
+        Some("one"),
+        "the value still reaches the env"
+    );
+}
+
+#[test]
+fn proxy_build_args_set_both_spellings() {
+    let p = plan(
+        "FROM scratch\nRUN x\n",
+        &[("https_proxy", "http://s"), ("NO_PROXY", "l")],
+    );
+    let mut pe = the_run(&p).proxy_env.clone();
+    pe.sort();
+    assert_eq!(
+        pe,
+        [
+            "HTTPS_PROXY=http://s",
+            "NO_PROXY=l",
+            "https_proxy=http://s",
+            "no_proxy=l"
+        ]
+    );
 }
