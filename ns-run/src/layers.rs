@@ -1,6 +1,8 @@
 //! Path resolution over overlay lower dirs (whiteouts, opaque dirs, symlinks confined to the
 //! root), used to create missing mount targets in a private layer above the lowers, so that
 //! mount points never appear in the upper dir.
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::fs;
 use std::io;
 use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
@@ -28,13 +30,72 @@ fn is_opaque(p: &Path) -> bool {
         })
 }
 
+/// `lstat` and opaque-xattr answers for paths inside the lowers, kept for the mount targets of
+/// one RUN: `/etc/hosts` and `/etc/resolv.conf` (and user mount targets) share their ancestors,
+/// so each layer's `etc` is looked at once instead of once per target and per prefix (with a
+/// hundred lowers that was hundreds of failing `statx` per RUN). The memo belongs to one list
+/// of lowers and is dropped when another list comes: the lowers of a mounted overlay must not
+/// change anyway (overlayfs leaves that undefined), and `ensure_target` runs in the per-RUN
+/// init process.
+#[derive(Default)]
+struct Memo {
+    lowers: Vec<PathBuf>,
+    stat: HashMap<PathBuf, Option<fs::Metadata>>,
+    opaque: HashMap<PathBuf, bool>,
+    /// `lstat` calls made (for tests).
+    #[cfg(test)]
+    stats: usize,
+}
+
+impl Memo {
+    fn lstat(&mut self, p: &Path) -> Option<fs::Metadata> {
+        if let Some(m) = self.stat.get(p) {
+            return m.clone();
+        }
+        #[cfg(test)]
+        {
+            self.stats += 1;
+        }
+        let m = fs::symlink_metadata(p).ok();
+        self.stat.insert(p.to_path_buf(), m.clone());
+        m
+    }
+
+    fn is_opaque(&mut self, p: &Path) -> bool {
+        if let Some(o) = self.opaque.get(p) {
+            return *o;
+        }
+        let o = is_opaque(p);
+        self.opaque.insert(p.to_path_buf(), o);
+        o
+    }
+}
+
+thread_local! {
+    static MEMO: RefCell<Memo> = RefCell::new(Memo::default());
+}
+
+/// Runs `f` with the memo for `layers` (a fresh one when the lowers differ from the last call's).
+fn with_memo<T>(layers: &[PathBuf], f: impl FnOnce(&mut Memo) -> T) -> T {
+    MEMO.with(|m| {
+        let mut m = m.borrow_mut();
+        if m.lowers != layers {
+            *m = Memo {
+                lowers: layers.to_vec(),
+                ..Memo::default()
+            };
+        }
+        f(&mut m)
+    })
+}
+
 /// Looks `comps` (symlink-free so far) up in the layers, top first.
-fn lookup(layers: &[PathBuf], comps: &[String]) -> Found {
+fn lookup(memo: &mut Memo, layers: &[PathBuf], comps: &[String]) -> Found {
     'layers: for layer in layers {
         let mut p = layer.clone();
         for (i, c) in comps.iter().enumerate() {
             p.push(c);
-            let Ok(m) = fs::symlink_metadata(&p) else {
+            let Some(m) = memo.lstat(&p) else {
                 // Not in this layer; deeper layers show through unless an ancestor is opaque.
                 continue 'layers;
             };
@@ -55,25 +116,25 @@ fn lookup(layers: &[PathBuf], comps: &[String]) -> Found {
                 // A non-directory hides everything below it.
                 return Found::Missing;
             }
-            if is_opaque(&p) {
+            if memo.is_opaque(&p) {
                 // Look for the rest only in this layer.
                 let mut q = p.clone();
-                for c in &comps[i + 1..] {
+                for c in comps.iter().skip(i + 1) {
                     q.push(c);
                 }
-                return match fs::symlink_metadata(&q) {
-                    Ok(m) if is_whiteout(&m) => Found::Missing,
-                    Ok(m) if m.is_dir() => Found::Dir(m),
-                    Ok(m) if m.file_type().is_symlink() => {
+                return match memo.lstat(&q) {
+                    Some(m) if is_whiteout(&m) => Found::Missing,
+                    Some(m) if m.is_dir() => Found::Dir(m),
+                    Some(m) if m.file_type().is_symlink() => {
                         fs::read_link(&q).map_or(Found::Other, Found::Symlink)
                     }
-                    Ok(_) => Found::Other,
-                    Err(_) => Found::Missing,
+                    Some(_) => Found::Other,
+                    None => Found::Missing,
                 };
             }
         }
         // comps empty: the root.
-        if let Ok(m) = fs::symlink_metadata(&p) {
+        if let Some(m) = memo.lstat(&p) {
             return Found::Dir(m);
         }
     }
@@ -101,6 +162,19 @@ pub(crate) fn ensure_target(
     kind: Kind,
     userns: bool,
 ) -> io::Result<PathBuf> {
+    with_memo(layers, |memo| {
+        ensure_target_in(memo, layers, extra, target, kind, userns)
+    })
+}
+
+fn ensure_target_in(
+    memo: &mut Memo,
+    layers: &[PathBuf],
+    extra: &Path,
+    target: &str,
+    kind: Kind,
+    userns: bool,
+) -> io::Result<PathBuf> {
     let mut todo: Vec<String> = split(target);
     todo.reverse();
     let mut cur: Vec<String> = Vec::new();
@@ -112,7 +186,7 @@ pub(crate) fn ensure_target(
             continue;
         }
         cur.push(c);
-        match lookup(layers, &cur) {
+        match lookup(memo, layers, &cur) {
             Found::Symlink(to) => {
                 links += 1;
                 if links > 40 {
@@ -177,7 +251,7 @@ pub(crate) fn ensure_target(
             continue;
         }
         fs::create_dir(&p)?;
-        match lookup(layers, &cur[..=i]) {
+        match lookup(memo, layers, &cur[..=i]) {
             Found::Dir(m) => copy_meta(&p, &m, userns),
             _ => fs::set_permissions(&p, fs::Permissions::from_mode(0o755))?,
         }
@@ -323,6 +397,47 @@ mod tests {
         fs::write(top.join("opt"), "").unwrap();
         fs::create_dir_all(low.join("opt/d")).unwrap();
         assert!(ensure_target(&[top, low], &extra, "/opt/d", Kind::Dir, false).is_err());
+    }
+
+    #[test]
+    fn ancestors_are_looked_up_once_per_layer() {
+        let d = t();
+        let mut lowers: Vec<PathBuf> = (0..30).map(|i| d.path().join(format!("l{i}"))).collect();
+        for l in &lowers {
+            fs::create_dir_all(l).unwrap();
+        }
+        let base = d.path().join("base");
+        fs::create_dir_all(base.join("etc")).unwrap();
+        fs::create_dir_all(base.join("proc")).unwrap();
+        fs::write(base.join("etc/hosts"), "x").unwrap();
+        lowers.push(base.clone());
+        let extra = d.path().join("x");
+        fs::create_dir(&extra).unwrap();
+        let stats = || MEMO.with(|m| m.borrow().stats);
+        for (p, k) in [
+            ("/proc", Kind::Dir),
+            ("/etc/hosts", Kind::File),
+            ("/etc/resolv.conf", Kind::File),
+        ] {
+            ensure_target(&lowers, &extra, p, k, false).unwrap();
+        }
+        // proc and etc once in each of the 31 layers, hosts and resolv.conf once in base
+        assert_eq!(stats(), 31 + 31 + 2);
+        assert!(extra.join("etc/resolv.conf").is_file());
+        assert!(!extra.join("etc/hosts").exists());
+        assert_eq!(
+            fs::metadata(extra.join("etc")).unwrap().mtime(),
+            fs::metadata(base.join("etc")).unwrap().mtime()
+        );
+        // other lowers: a fresh memo, which sees what the old one had cached as missing
+        fs::create_dir_all(lowers[3].join("etc")).unwrap();
+        fs::write(lowers[3].join("etc/resolv.conf"), "r").unwrap();
+        let fewer = lowers[3..].to_vec();
+        let extra2 = d.path().join("x2");
+        fs::create_dir(&extra2).unwrap();
+        ensure_target(&fewer, &extra2, "/etc/resolv.conf", Kind::File, false).unwrap();
+        assert!(!extra2.join("etc").exists(), "found in the new top layer");
+        assert_eq!(stats(), 2, "etc and etc/resolv.conf in the top layer");
     }
 
     #[test]
