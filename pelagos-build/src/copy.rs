@@ -322,7 +322,21 @@ pub fn plan_copy(src: &Tree, target: &Tree, req: &CopyRequest) -> Result<CopyPla
             if node.is_dir() {
                 let base = join(&dest_rel, &kept);
                 if !base.is_empty() && target.lstat(&base)?.is_none() {
-                    b.entry(&node, base.clone());
+                    // the directory receiving the contents is made new, as BuildKit does: 0755,
+                    // the --chown owner (else root), never the source dir's metadata or --chmod
+                    let (uid, gid) = req.chown.unwrap_or((0, 0));
+                    b.plan.entries.insert(
+                        base.clone(),
+                        Entry {
+                            path_in_layer: base.clone(),
+                            source: EntrySource::Dir,
+                            mode: 0o755,
+                            uid,
+                            gid,
+                            mtime: req.created_time,
+                            xattrs: Vec::new(),
+                        },
+                    );
                 }
                 let mut all = Vec::new();
                 src.walk(&node.rel, &mut all)?;
@@ -475,6 +489,23 @@ mod tests {
             paths(&p).contains(&"abs/sub/c.txt"),
             "a dir source without slash still copies contents"
         );
+        // the receiving dir is new: 0755, root or --chown, not the source dir's mode or --chmod
+        fs::set_permissions(
+            _d.path().join("src"),
+            std::os::unix::fs::PermissionsExt::from_mode(0o700),
+        )
+        .unwrap();
+        let mut r = req(&["src"], "/abs");
+        r.chmod = Some(Chmod::parse("600").unwrap());
+        r.chown = Some((7, 8));
+        r.keep_owner = true;
+        let p = plan_copy(&t, &empty(), &r).unwrap();
+        let e = &p.entries["abs"];
+        assert_eq!((e.mode, e.uid, e.gid, e.mtime), (0o755, 7, 8, 0));
+        assert_eq!(
+            p.entries["abs/sub"].mode, 0o600,
+            "--chmod applies to the dirs inside"
+        );
     }
 
     #[test]
@@ -553,8 +584,8 @@ mod tests {
         assert_eq!((a.uid, a.gid, a.mode), (7, 8, 0o640));
         assert_eq!(
             (p.entries["n"].uid, p.entries["n"].mode),
-            (7, 0o640),
-            "the created dest dir takes the source dir's metadata with chmod"
+            (7, 0o755),
+            "the created dest dir is 0755 and owned by --chown, never --chmod (BuildKit)"
         );
         let p = plan_copy(&t, &empty(), &req(&["top.txt"], "/q/r/")).unwrap();
         assert_eq!(
