@@ -471,7 +471,7 @@ mod tests {
 
     #[test]
     fn directory_copies_contents_relative_to_workdir() {
-        let (_d, t) = ctx();
+        let (dir, t) = ctx();
         let p = plan_copy(&t, &empty(), &req(&["src/"], "app/")).unwrap();
         assert_eq!(
             paths(&p),
@@ -491,7 +491,7 @@ mod tests {
         );
         // the receiving dir is new: 0755, root or --chown, not the source dir's mode or --chmod
         fs::set_permissions(
-            _d.path().join("src"),
+            dir.path().join("src"),
             std::os::unix::fs::PermissionsExt::from_mode(0o700),
         )
         .unwrap();
