@@ -104,11 +104,21 @@ impl Stamp {
         i128::from(self.ctime.0) * 1_000_000_000 + i128::from(self.ctime.1)
     }
 
+    /// How close to the present a ctime must be for a later write to possibly keep it: the
+    /// kernel stamps files from a coarse clock (one tick, at most 10 ms), and some file systems
+    /// keep whole seconds only (seen as zero nanoseconds in both times): 100 ms, or 2 s there.
+    fn racy_window_ns(&self) -> i128 {
+        if self.ctime.1 == 0 && self.mtime.1 == 0 {
+            2_000_000_000
+        } else {
+            100_000_000
+        }
+    }
+
     /// True when a write after `now_ns` could leave the stamp unchanged: the ctime is less than
-    /// `window_ns` before it (timestamps come from a coarse clock, whole seconds on some file
-    /// systems).
-    fn is_racy(&self, now_ns: i128, window_ns: i128) -> bool {
-        self.ctime_ns() + window_ns > now_ns
+    /// the racy window (`window_ns`, else [`Stamp::racy_window_ns`]) before it.
+    fn is_racy(&self, now_ns: i128, window_ns: Option<i128>) -> bool {
+        self.ctime_ns() + window_ns.unwrap_or_else(|| self.racy_window_ns()) > now_ns
     }
 }
 
@@ -161,12 +171,9 @@ pub struct StatCache {
     /// Files hashed (stat cache misses) since loading.
     pub hashed: usize,
     /// A file whose ctime is less than this many nanoseconds before the hashing is not
-    /// remembered (see [`Stamp::is_racy`]).
-    racy_ns: i128,
+    /// remembered (`None`: [`Stamp::racy_window_ns`]; see [`Stamp::is_racy`]).
+    racy_ns: Option<i128>,
 }
-
-/// The default racy window: two seconds covers file systems with whole-second timestamps.
-const RACY_NS: i128 = 2_000_000_000;
 
 impl Default for StatCache {
     /// An empty in-memory cache.
@@ -326,7 +333,7 @@ impl StatCache {
             map,
             dirty: false,
             hashed: 0,
-            racy_ns: RACY_NS,
+            racy_ns: None,
         }
     }
 
@@ -537,7 +544,7 @@ mod tests {
     /// age past the racy window).
     fn trusting(path: Option<PathBuf>) -> StatCache {
         let mut c = StatCache::load(path);
-        c.racy_ns = 0;
+        c.racy_ns = Some(0);
         c
     }
 
@@ -610,6 +617,8 @@ mod tests {
         set_mtime(&f, 1_700_000_000);
         let path = d.path().join("stat");
         let mut c = StatCache::load(Some(path.clone()));
+        // a wide window, so that a slow machine cannot make the file old enough meanwhile
+        c.racy_ns = Some(60_000_000_000);
         c.hash_files(&[&f], 1).unwrap();
         std::fs::write(&f, "2222").unwrap();
         set_mtime(&f, 1_700_000_000);
@@ -623,6 +632,24 @@ mod tests {
         let mut c = StatCache::load(Some(path));
         c.hash_files(&[&f], 1).unwrap();
         assert_eq!(c.hashed, 1, "not remembered across builds either");
+    }
+
+    #[test]
+    fn racy_window_is_wide_for_whole_second_file_systems() {
+        let s = |mtime_ns, ctime_ns| Stamp {
+            dev: 1,
+            ino: 2,
+            size: 3,
+            mtime: (100, mtime_ns),
+            ctime: (100, ctime_ns),
+        };
+        assert_eq!(s(0, 0).racy_window_ns(), 2_000_000_000);
+        assert_eq!(s(0, 5).racy_window_ns(), 100_000_000);
+        let now = 101_000_000_000;
+        assert!(s(0, 0).is_racy(now, None), "1 s ago on a whole-second fs");
+        assert!(!s(0, 5).is_racy(now, None), "1 s ago with ns timestamps");
+        assert!(s(0, 950_000_000).is_racy(now, None), "50 ms ago");
+        assert!(!s(0, 0).is_racy(now, Some(0)));
     }
 
     #[test]
