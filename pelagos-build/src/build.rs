@@ -87,7 +87,10 @@ pub struct BuildOutcome {
 
 /// Base configs for the planner: from the store, else pulled (a failure is reported by the
 /// executor, which asks again and gets the same answer).
-struct StoreBases<'a, 'b>(&'b crate::registry::Bases<'a>);
+struct StoreBases<'a, 'b>(
+    &'b crate::registry::Bases<'a>,
+    &'b crate::contexts::Overrides,
+);
 
 impl BaseResolver for StoreBases<'_, '_> {
     fn resolve(
@@ -95,6 +98,7 @@ impl BaseResolver for StoreBases<'_, '_> {
         image: &str,
         platform: &remfile_plan::Platform,
     ) -> Option<remfile_plan::ImageConfig> {
+        let image = self.1.image(image).unwrap_or(image);
         let img = self.0.get(image, &platform.to_string()).ok()?;
         let text = serde_json::to_string(&img.config).ok()?;
         remfile_plan::ImageConfig::from_oci_json(&text).ok()
@@ -171,6 +175,11 @@ pub fn build(opts: &BuildOptions, progress: &Progress) -> Result<BuildOutcome, B
         }
     }
     let bases = crate::registry::Bases::new(&store, ropts.clone(), opts.pull);
+    // `--build-context`: every named context as an image of the store
+    let overrides = crate::contexts::Overrides::resolve(&store, &opts.extra.build_contexts)?;
+    overrides
+        .local_references()
+        .for_each(|r| bases.keep_local(r));
     // context
     let mut _stdin_tmp = None;
     let mut stdin_remfile = None;
@@ -226,10 +235,11 @@ pub fn build(opts: &BuildOptions, progress: &Progress) -> Result<BuildOutcome, B
                     )
                 }
             };
-            let ast = remfile_parse::parse(&text).map_err(|e| BuildError::Parse {
+            let mut ast = remfile_parse::parse(&text).map_err(|e| BuildError::Parse {
                 file: shown.clone(),
                 message: e.to_string(),
             })?;
+            overrides.rewrite_stages(&mut ast);
             let platform = opts
                 .platform
                 .as_deref()
@@ -245,17 +255,18 @@ pub fn build(opts: &BuildOptions, progress: &Progress) -> Result<BuildOutcome, B
                 platform,
                 build_platform: None,
             };
-            let plan = remfile_plan::plan(&ast, &popts, &StoreBases(&bases)).map_err(|e| {
-                BuildError::Plan {
+            let resolver = StoreBases(&bases, &overrides);
+            let plan =
+                remfile_plan::plan(&ast, &popts, &resolver).map_err(|e| BuildError::Plan {
                     file: shown.clone(),
                     message: e.to_string(),
-                }
-            })?;
+                })?;
             (plan, path)
         }
     };
     // credentials in ADD URLs never reach progress lines or history
-    let plan = crate::git::redact_plan(plan);
+    let mut plan = crate::git::redact_plan(plan);
+    overrides.rewrite_plan(&mut plan);
     for w in &plan.warnings {
         match w.line {
             Some(l) => progress.warning(&format!("line {l}: {}", w.message)),

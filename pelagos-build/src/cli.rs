@@ -46,6 +46,9 @@ pub enum UsageError {
     /// A bad `--secret` or `--ssh`.
     #[error(transparent)]
     Secret(#[from] crate::secrets::SecretError),
+    /// A bad `--build-context`, `--add-host`, `--shm-size`, ... (see [`crate::extra`]).
+    #[error(transparent)]
+    Extra(#[from] crate::extra::ExtraError),
 }
 
 /// How progress is shown on stderr.
@@ -379,6 +382,9 @@ pub struct Cli {
     /// into a private ssh-agent for the build) (repeatable).
     #[arg(long = "ssh", value_name = "ID[=SOCKET|KEY,...]")]
     pub ssh: Vec<String>,
+    /// buildx flags: `--build-context`, `--add-host`, `--no-cache-filter`, ...
+    #[command(flatten)]
+    pub extra: crate::extra::ExtraFlags,
 }
 
 /// Where the Remfile or the Plan comes from.
@@ -452,6 +458,8 @@ pub struct BuildOptions {
     pub secrets: Vec<crate::secrets::SecretSpec>,
     /// `--ssh` agents (a later one with the same id wins).
     pub ssh: Vec<crate::secrets::SshSpec>,
+    /// The flags of [`crate::extra`].
+    pub extra: crate::extra::ExtraOptions,
 }
 
 /// Parses `NAME[=VALUE]`; without `=`, the value comes from `env` (absent: the arg is skipped).
@@ -583,7 +591,9 @@ impl Cli {
             ssh.retain(|o| o.id != s.id);
             ssh.push(s);
         }
+        let extra = self.extra.validate()?;
         Ok(BuildOptions {
+            extra,
             context,
             recipe,
             tags: self.tags,

@@ -11,15 +11,18 @@
 //! - [`registry`]: base image pulls, `--push`, the registry build cache;
 //! - [`secrets`]: `--secret` and `--ssh` for `RUN --mount=type=secret|ssh`;
 //! - [`ssh`]: private agents for `--ssh ID=KEYFILE`;
-//! - [`git`]: `ADD` of git repositories.
+//! - [`git`]: `ADD` of git repositories;
+//! - [`extra`] and [`contexts`]: buildx flags (`--build-context`, `--add-host`, ...).
 
 pub mod archive;
 pub mod build;
 pub mod checksum;
 pub mod cli;
+pub mod contexts;
 pub mod copy;
 pub mod error;
 pub mod exec;
+pub mod extra;
 pub mod fetch;
 pub mod git;
 pub mod ignore;

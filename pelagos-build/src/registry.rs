@@ -29,6 +29,7 @@ pub struct Bases<'a> {
     memo: Mutex<Memo>,
     pull_lock: Mutex<()>,
     pulled: Mutex<Vec<String>>,
+    local: Mutex<Vec<String>>,
 }
 
 impl std::fmt::Debug for Bases<'_> {
@@ -49,7 +50,16 @@ impl<'a> Bases<'a> {
             memo: Mutex::new(HashMap::new()),
             pull_lock: Mutex::new(()),
             pulled: Mutex::new(Vec::new()),
+            local: Mutex::new(Vec::new()),
         }
+    }
+
+    /// Marks `image` as made by the build (a `--build-context`): never pulled, even with `--pull`.
+    pub fn keep_local(&self, image: &str) {
+        self.local
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(image.to_string());
     }
 
     /// The image `image` names for `platform` (`os/arch[/variant]`).
@@ -78,8 +88,14 @@ impl<'a> Bases<'a> {
         let reference = Reference::parse(image)?;
         let mut opts = self.opts.clone();
         opts.platform = Some(Platform::parse(platform)?);
+        let local = self
+            .local
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .iter()
+            .any(|l| l == image);
         let (img, report) =
-            registry::ensure_image(self.store, &reference, self.always_pull, &opts)?;
+            registry::ensure_image(self.store, &reference, self.always_pull && !local, &opts)?;
         if let Some(r) = report {
             self.pulled
                 .lock()

@@ -8,6 +8,7 @@
 mod cli;
 mod common;
 mod conformance;
+mod buildx;
 mod copy;
 mod git;
 mod link;

@@ -1,0 +1,229 @@
+//! buildx flags: `-f -`, a Remfile as the `-` context, `--build-context`, `--add-host`,
+//! `--no-cache-filter`, `--shm-size` and the accepted/refused compatibility flags.
+
+use std::io::Write;
+use std::process::{Command, Output, Stdio};
+
+use crate::common::{BIN, Env};
+
+/// Runs the binary with `args` and `input` on stdin.
+fn with_stdin(e: &Env, args: &[&str], input: &[u8]) -> Output {
+    let mut c = Command::new(BIN);
+    c.arg("--store")
+        .arg(&e.store)
+        .args(["--progress", "plain"])
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = c.spawn().unwrap();
+    child.stdin.take().unwrap().write_all(input).unwrap();
+    child.wait_with_output().unwrap()
+}
+
+fn ok(o: &Output) {
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+}
+
+#[test]
+fn remfile_on_stdin_with_a_context_dir() {
+    let e = Env::new();
+    e.write("x.txt", "from ctx");
+    // a Remfile in the context that must NOT be used
+    e.remfile("FROM busybox:local\nCOPY x.txt /wrong\n");
+    let o = with_stdin(
+        &e,
+        &["-t", "s", "-f", "-", e.ctx.to_str().unwrap()],
+        b"FROM busybox:local\nCOPY x.txt /right\n",
+    );
+    ok(&o);
+    let r = e.rootfs("s");
+    assert_eq!(
+        std::fs::read_to_string(r.path().join("right")).unwrap(),
+        "from ctx"
+    );
+    assert!(!r.path().join("wrong").exists());
+}
+
+#[test]
+fn a_plain_remfile_as_the_stdin_context_has_an_empty_context() {
+    let e = Env::new();
+    let o = with_stdin(
+        &e,
+        &["-t", "s", "-"],
+        b"FROM busybox:local\nLABEL from=stdin\n",
+    );
+    ok(&o);
+    let cfg = e.config("s").config.unwrap();
+    assert_eq!(
+        cfg.labels.unwrap().get("from").map(String::as_str),
+        Some("stdin")
+    );
+    // the context is empty: a COPY of anything fails
+    let o = with_stdin(&e, &["-t", "s", "-"], b"FROM busybox:local\nCOPY x /x\n");
+    assert!(!o.status.success());
+}
+
+#[test]
+fn build_context_dir_serves_copy_from_and_from() {
+    let e = Env::new();
+    let named = e.dir.path().join("named");
+    std::fs::create_dir_all(named.join("sub")).unwrap();
+    std::fs::write(named.join("sub/n.txt"), "named ctx").unwrap();
+    e.remfile(
+        "FROM busybox:local\nCOPY --from=files sub/n.txt /got\n\
+         FROM files AS flat\nFROM busybox:local\nCOPY --from=flat /sub /flat\n",
+    );
+    let spec = format!("files={}", named.display());
+    e.build_ok(&["-t", "s", "--build-context", &spec]);
+    let r = e.rootfs("s");
+    assert_eq!(
+        std::fs::read_to_string(r.path().join("flat/n.txt")).unwrap(),
+        "named ctx"
+    );
+    // the first stage (not the target) also works
+    e.build_ok(&["-t", "a", "--build-context", &spec, "--target", "flat"]);
+    let r = e.rootfs("a");
+    assert_eq!(
+        std::fs::read_to_string(r.path().join("sub/n.txt")).unwrap(),
+        "named ctx"
+    );
+    e.remfile("FROM busybox:local\nCOPY --from=files sub/n.txt /got\n");
+    let (_, err) = e.build_ok(&["-t", "b", "--build-context", &spec]);
+    assert_eq!(
+        std::fs::read_to_string(e.rootfs("b").path().join("got")).unwrap(),
+        "named ctx"
+    );
+    assert!(!err.contains("CACHED"), "{err}");
+    // unchanged named dir: cached; a changed one: rebuilt with the new content
+    let (_, err) = e.build_ok(&["-t", "b", "--build-context", &spec]);
+    assert!(err.contains("CACHED"), "{err}");
+    std::fs::write(named.join("sub/n.txt"), "changed").unwrap();
+    e.build_ok(&["-t", "b", "--build-context", &spec]);
+    assert_eq!(
+        std::fs::read_to_string(e.rootfs("b").path().join("got")).unwrap(),
+        "changed"
+    );
+    // without the flag, `files` is an image that does not exist
+    assert!(!e.build(&["-t", "c"]).status.success());
+}
+
+#[test]
+fn build_context_docker_image_replaces_images_and_stages() {
+    let e = Env::new();
+    e.write("a", "A");
+    // FROM of an image name that is not in the store
+    e.remfile("FROM alpine:3.19\nLABEL k=v\n");
+    assert!(!e.build(&["-t", "x"]).status.success());
+    e.build_ok(&[
+        "-t",
+        "x",
+        "--build-context",
+        "alpine:3.19=docker-image://busybox:local",
+    ]);
+    assert!(e.rootfs("x").path().join("bin/busybox").exists());
+    // a stage of the name is replaced: its COPY never runs
+    e.remfile("FROM busybox:local AS base\nCOPY a /in-stage\nFROM base\nCOPY a /final\n");
+    e.build_ok(&["-t", "y"]);
+    assert!(e.rootfs("y").path().join("in-stage").exists());
+    e.build_ok(&[
+        "-t",
+        "y",
+        "--build-context",
+        "base=docker-image://busybox:local",
+    ]);
+    let r = e.rootfs("y");
+    assert!(!r.path().join("in-stage").exists());
+    assert!(r.path().join("final").exists());
+    // COPY --from of an image name
+    e.remfile("FROM scratch\nCOPY --from=tools /bin/busybox /bb\n");
+    e.build_ok(&[
+        "-t",
+        "z",
+        "--build-context",
+        "tools=docker-image://docker.io/library/busybox:local",
+    ]);
+    assert!(e.rootfs("z").path().join("bb").is_file());
+}
+
+#[test]
+fn build_context_oci_layout_by_tag_and_digest() {
+    let e = Env::new();
+    let s = e.store();
+    let img = s
+        .image(&image_store::Reference::parse("busybox:local").unwrap())
+        .unwrap();
+    let layout = e.dir.path().join("layout");
+    s.export(
+        std::slice::from_ref(&img),
+        image_store::ExportFormat::OciDir,
+        Some(&layout),
+        &mut std::io::sink(),
+    )
+    .unwrap();
+    e.remfile("FROM base\nLABEL k=v\n");
+    let lp = layout.display().to_string();
+    // the only image of the layout
+    e.build_ok(&[
+        "-t",
+        "o",
+        "--build-context",
+        &format!("base=oci-layout://{lp}"),
+    ]);
+    assert!(e.rootfs("o").path().join("bin/busybox").exists());
+    let digest = img.manifest_digest().to_string();
+    e.build_ok(&[
+        "-t",
+        "p",
+        "--build-context",
+        &format!("base=oci-layout://{lp}@{digest}"),
+    ]);
+    assert!(e.rootfs("p").path().join("bin/busybox").exists());
+    // the loaded layout is not tagged in the store (nothing but our results)
+    let tags: Vec<String> = s
+        .list_tags()
+        .unwrap()
+        .into_iter()
+        .map(|t| t.reference)
+        .collect();
+    assert!(
+        tags.iter().all(|t| !t.contains("pelagos-build-context")),
+        "{tags:?}"
+    );
+    let o = e.build(&[
+        "-t",
+        "q",
+        "--build-context",
+        &format!("base=oci-layout://{lp}:nosuch"),
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("nosuch"));
+}
+
+#[test]
+fn compatibility_flags_are_accepted_or_refused_clearly() {
+    let e = Env::new();
+    e.remfile("FROM busybox:local\n");
+    e.build_ok(&[
+        "--load",
+        "--provenance=false",
+        "--sbom=false",
+        "--attest",
+        "type=provenance,disabled=true",
+    ]);
+    for args in [
+        &["--provenance=true"][..],
+        &["--provenance"],
+        &["--sbom=true"],
+        &["--attest", "type=sbom"],
+        &["--ulimit", "nofile=1024:1024"],
+        &["--build-context", "x=https://example.invalid/r.git"],
+        &["--add-host", "nocolon"],
+        &["--shm-size", "big"],
+    ] {
+        let o = e.build(args);
+        assert_eq!(o.status.code(), Some(2), "{args:?}");
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(err.starts_with("pelagos-build: error: "), "{err}");
+    }
+}
