@@ -397,6 +397,7 @@ fn run_step(
             user: (!r.user.is_empty()).then(|| r.user.clone()),
             network: net,
             mounts,
+            hostname: Some(r.hostname.clone()),
             stdout: ns_run::Output::Fd(wr),
             stderr: ns_run::Output::Fd(wr2),
             ..ns_run::RunSpec::default()

@@ -790,6 +790,13 @@ fn run_step(
         security,
         mounts: run_mounts,
         heredocs: files,
+        hostname: cx
+            .g
+            .build_args
+            .get("BUILDKIT_SANDBOX_HOSTNAME")
+            .filter(|h| !h.is_empty())
+            .cloned()
+            .unwrap_or_else(|| crate::types::DEFAULT_HOSTNAME.to_string()),
     };
     let mut sorted_env = step.env.clone();
     sorted_env.sort();
@@ -805,6 +812,10 @@ fn run_step(
         "mounts": step.mounts,
         "heredocs": step.heredocs,
     });
+    let mut definition = definition;
+    if step.hostname != crate::types::DEFAULT_HOSTNAME {
+        definition["hostname"] = json!(step.hostname);
+    }
     Ok((Op::Run(step), created_by, false, definition))
 }
 

@@ -162,6 +162,17 @@ pub struct RunStep {
     /// line is run as a file, as BuildKit does: mounted under `/dev/pipes/`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub heredocs: Vec<InlineFile>,
+    /// The sandbox's host name: BuildKit's `buildkitsandbox`, or the build arg
+    /// `BUILDKIT_SANDBOX_HOSTNAME`.
+    #[serde(default = "default_hostname")]
+    pub hostname: String,
+}
+
+/// BuildKit's host name of RUN sandboxes.
+pub const DEFAULT_HOSTNAME: &str = "buildkitsandbox";
+
+fn default_hostname() -> String {
+    DEFAULT_HOSTNAME.to_string()
 }
 
 /// An inline file (heredoc body).

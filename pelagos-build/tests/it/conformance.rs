@@ -165,3 +165,16 @@ fn run_mount_targets_leave_their_directories_as_in_buildkit() {
     }
     assert!(!r.path().join("opt/f").exists(), "no file stub");
 }
+
+#[test]
+#[ignore = "needs root: RUN steps use namespaces and overlayfs"]
+fn run_sees_buildkits_hostname_or_the_sandbox_hostname_arg() {
+    let e = Env::new();
+    e.remfile("FROM busybox:local\nRUN hostname > /h && echo \"$HOSTNAME\" >> /h\n");
+    e.build_ok(&["-t", "t"]);
+    let h = std::fs::read_to_string(e.rootfs("t").path().join("h")).unwrap();
+    assert_eq!(h, "buildkitsandbox\nbuildkitsandbox\n");
+    e.build_ok(&["-t", "t2", "--build-arg", "BUILDKIT_SANDBOX_HOSTNAME=box"]);
+    let h = std::fs::read_to_string(e.rootfs("t2").path().join("h")).unwrap();
+    assert_eq!(h, "box\nbox\n");
+}

@@ -942,3 +942,23 @@ fn proxy_build_args_set_both_spellings() {
         ]
     );
 }
+
+#[test]
+fn run_hostname_is_buildkits_or_the_sandbox_hostname_arg() {
+    let p = plan("FROM scratch\nRUN x\n", &[]);
+    assert_eq!(the_run(&p).hostname, "buildkitsandbox");
+    let p2 = plan(
+        "FROM scratch\nRUN x\n",
+        &[("BUILDKIT_SANDBOX_HOSTNAME", "box")],
+    );
+    assert_eq!(the_run(&p2).hostname, "box");
+    let def = |p: &remfile_plan::Plan| last(p).steps[0].definition.clone();
+    assert_ne!(def(&p), def(&p2), "the host name is part of the step");
+    assert!(
+        !p2.warnings
+            .iter()
+            .any(|w| w.message.contains("BUILDKIT_SANDBOX")),
+        "{:?}",
+        p2.warnings
+    );
+}
