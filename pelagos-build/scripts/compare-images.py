@@ -132,6 +132,10 @@ def compare_builds(d):
         bv, pv = bc.get(k) or None, pc.get(k) or None
         if bv != pv:
             diffs.append(f"config {k}: buildkit={json.dumps(bv)} pelagos={json.dumps(pv)}")
+    for k in ("architecture", "os", "variant", "author"):
+        bv, pv = bcfg.get(k) or None, pcfg.get(k) or None
+        if bv != pv:
+            diffs.append(f"{k}: buildkit={json.dumps(bv)} pelagos={json.dumps(pv)}")
     bh, ph = history(bcfg), history(pcfg)
     if bh != ph:
         for i in range(max(len(bh), len(ph))):
