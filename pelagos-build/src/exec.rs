@@ -366,7 +366,12 @@ impl<'a> Executor<'a> {
                     .insert(diff_id.as_str().to_string(), p.clone());
                 p
             };
-            out.push(p);
+            // the same layer twice (two identical COPY steps) would be an overlapping lower
+            // dir, which overlayfs refuses (ELOOP); the top occurrence shadows every path of
+            // the lower one, so dropping the lower one changes nothing
+            if !out.contains(&p) {
+                out.push(p);
+            }
         }
         Ok(out)
     }

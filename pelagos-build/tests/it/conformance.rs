@@ -178,3 +178,22 @@ fn run_sees_buildkits_hostname_or_the_sandbox_hostname_arg() {
     let h = std::fs::read_to_string(e.rootfs("t2").path().join("h")).unwrap();
     assert_eq!(h, "box\nbox\n");
 }
+
+#[test]
+#[ignore = "needs root: RUN steps use namespaces and overlayfs"]
+fn identical_layers_twice_in_a_stage_still_run() {
+    let e = Env::new();
+    e.write("f", "same");
+    // two COPY steps make the same layer (same diff_id): one snapshot, used once in the lowers
+    e.remfile("FROM busybox:local\nCOPY f /f\nCOPY f /f\nRUN cat /f > /g\n");
+    e.build_ok(&["-t", "t"]);
+    assert_eq!(
+        std::fs::read_to_string(e.rootfs("t").path().join("g")).unwrap(),
+        "same"
+    );
+    assert_eq!(
+        e.image("t").layers().unwrap().len(),
+        4,
+        "both COPY layers stay"
+    );
+}
