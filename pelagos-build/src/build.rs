@@ -291,6 +291,7 @@ pub fn build(opts: &BuildOptions, progress: &Progress) -> Result<BuildOutcome, B
         source_date_epoch: opts.source_date_epoch,
         secrets: opts.secrets.clone(),
         ssh: opts.ssh.clone(),
+        extra: opts.extra.clone(),
     };
     // `--ssh ID=KEYFILE`: private agents, killed when this function returns (also on error)
     let _agents =

@@ -35,6 +35,8 @@ pub struct ExecOptions {
     pub secrets: Vec<crate::secrets::SecretSpec>,
     /// `--ssh` agents.
     pub ssh: Vec<crate::secrets::SshSpec>,
+    /// `--add-host`, `--shm-size`, `--no-cache-filter` (see [`crate::extra`]).
+    pub extra: crate::extra::ExtraOptions,
 }
 
 /// One layer of a stage: its blob descriptor and diff_id.
@@ -472,6 +474,9 @@ impl<'a> Executor<'a> {
             last_time = Some(self.now.clone());
         }
         let mut cfg = st.config.clone();
+        let _no_cache = crate::extra::NoCacheScope::enter(
+            self.opts.extra.no_cache_stage(stage.name.as_deref()),
+        );
         for (i, step) in stage.steps.iter().enumerate() {
             let Some(&id) = self.ids.get(&(stage.index, i)) else {
                 // config-only step (or WORKDIR without mkdir)

@@ -2,6 +2,8 @@
 //! `--build-context`, `--add-host`, `--no-cache-filter`, `--shm-size`, `--ulimit`, `--load`,
 //! `--provenance`, `--sbom` and `--attest`.
 
+use std::fmt::Write as _;
+
 use clap::Args;
 
 use crate::contexts::NamedContext;
@@ -18,6 +20,12 @@ pub enum ExtraError {
     /// A bad `--shm-size`.
     #[error("invalid --shm-size {0:?}: expected a size such as 128m, 1g or 65536")]
     ShmSize(String),
+    /// `--add-host HOST:host-gateway` where the step cannot reach the host.
+    #[error("--add-host host-gateway: {0}")]
+    HostGateway(&'static str),
+    /// Writing the hosts file failed.
+    #[error("{0}: {1}")]
+    Io(std::path::PathBuf, std::io::Error),
     /// A flag whose feature pelagos build does not have.
     #[error("{flag} {value:?} is not supported: {reason}")]
     Unsupported {
@@ -181,6 +189,145 @@ pub fn parse_size(s: &str) -> Option<u64> {
     n.checked_mul(mult).filter(|n| *n > 0)
 }
 
+thread_local! {
+    static NO_CACHE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// `--no-cache-filter` while the steps of one stage run: the executor enters it in the thread
+/// that runs the stage (its steps run there in order), cache lookups ask [`stage_no_cache`].
+#[derive(Debug)]
+pub struct NoCacheScope(bool);
+
+impl NoCacheScope {
+    /// Starts a scope in which cache lookups of this thread miss when `on`.
+    pub fn enter(on: bool) -> Self {
+        NoCacheScope(NO_CACHE.with(|c| c.replace(on)))
+    }
+}
+
+impl Drop for NoCacheScope {
+    fn drop(&mut self) {
+        NO_CACHE.with(|c| c.set(self.0));
+    }
+}
+
+/// Whether the stage running on this thread is named by `--no-cache-filter`.
+pub fn stage_no_cache() -> bool {
+    NO_CACHE.with(std::cell::Cell::get)
+}
+
+impl ExtraOptions {
+    /// Whether `--no-cache-filter` names the stage `name`.
+    pub fn no_cache_stage(&self, name: Option<&str>) -> bool {
+        name.is_some_and(|n| self.no_cache_filter.iter().any(|f| f == n))
+    }
+
+    /// The part of a RUN step's cache key from these flags (empty without them, so keys of
+    /// builds without them do not change); as in BuildKit, extra hosts and the shm size are
+    /// part of the exec's definition.
+    pub fn run_key_part(&self) -> String {
+        let mut s = String::new();
+        for (h, ip) in &self.add_hosts {
+            let _ = write!(s, " add-host={h}={ip}");
+        }
+        if let Some(n) = self.shm_size {
+            let _ = write!(s, " shm-size={n}");
+        }
+        s
+    }
+
+    /// The extra mounts of a RUN step on network `net`: `/etc/hosts` with the `--add-host`
+    /// entries (as BuildKit writes them: after the defaults with the sandbox's `hostname`,
+    /// `IP<TAB>HOST`), `/dev/shm` of
+    /// `--shm-size`. Mount points never reach the layer (ns-run keeps them out of the upper dir).
+    pub fn run_mounts(
+        &self,
+        net: ns_run::Network,
+        hostname: &str,
+        tmp: &std::path::Path,
+    ) -> Result<RunMounts, ExtraError> {
+        let mut out = RunMounts {
+            dir: None,
+            mounts: Vec::new(),
+        };
+        if !self.add_hosts.is_empty() {
+            // ns-run's own file first
+            let mut text = format!(
+                "127.0.0.1\tlocalhost {hostname}\n::1\tlocalhost ip6-localhost ip6-loopback\n"
+            );
+            for (h, ip) in &self.add_hosts {
+                let ip = if ip == HOST_GATEWAY {
+                    host_gateway(net)?
+                } else {
+                    ip.clone()
+                };
+                let _ = writeln!(text, "{ip}\t{h}");
+            }
+            let dir = tempfile::Builder::new()
+                .prefix("add-host")
+                .tempdir_in(tmp)
+                .map_err(|e| ExtraError::Io(tmp.to_path_buf(), e))?;
+            let p = dir.path().join("hosts");
+            std::fs::write(&p, text).map_err(|e| ExtraError::Io(p.clone(), e))?;
+            std::fs::set_permissions(&p, std::os::unix::fs::PermissionsExt::from_mode(0o644))
+                .map_err(|e| ExtraError::Io(p.clone(), e))?;
+            out.mounts.push(ns_run::MountSpec::Bind {
+                source: p,
+                target: "/etc/hosts".into(),
+                readonly: true,
+            });
+            out.dir = Some(dir);
+        }
+        if let Some(n) = self.shm_size {
+            out.mounts.push(ns_run::MountSpec::Tmpfs {
+                target: "/dev/shm".into(),
+                size: Some(n),
+            });
+        }
+        Ok(out)
+    }
+}
+
+/// Mounts for one RUN step; the files are removed when this is dropped.
+#[derive(Debug)]
+pub struct RunMounts {
+    /// Holds the files mounted (removed on drop).
+    dir: Option<tempfile::TempDir>,
+    /// The mounts to add to the step's.
+    pub mounts: Vec<ns_run::MountSpec>,
+}
+
+/// The address of the host as a RUN step on `net` reaches it: loopback in the host's network,
+/// slirp4netns' `10.0.2.2`, pasta's gateway (the host's default gateway, which pasta maps to
+/// the host).
+fn host_gateway(net: ns_run::Network) -> Result<String, ExtraError> {
+    match net {
+        ns_run::Network::Host => Ok("127.0.0.1".into()),
+        ns_run::Network::Slirp => Ok("10.0.2.2".into()),
+        ns_run::Network::Pasta => std::fs::read_to_string("/proc/net/route")
+            .ok()
+            .and_then(|t| default_gateway(&t))
+            .ok_or(ExtraError::HostGateway(
+                "pasta: the host has no default gateway",
+            )),
+        ns_run::Network::None => Err(ExtraError::HostGateway("the step has no network")),
+    }
+}
+
+/// The default route's gateway in `/proc/net/route` (hex, little-endian).
+fn default_gateway(route: &str) -> Option<String> {
+    route.lines().skip(1).find_map(|l| {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        if f.get(1) != Some(&"00000000") {
+            return None;
+        }
+        let g = u32::from_str_radix(f.get(2)?, 16)
+            .ok()
+            .filter(|g| *g != 0)?;
+        Some(std::net::Ipv4Addr::from(g.swap_bytes()).to_string())
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -197,6 +344,32 @@ mod tests {
         for bad in ["db", "db:", ":1.2.3.4", "db:notanip", "a b:1.2.3.4"] {
             assert!(parse_add_host(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn gateway_of_proc_net_route() {
+        let t = "Iface\tDestination\tGateway \tFlags\n\
+                 eth0\t0000FEA9\t00000000\t0001\n\
+                 eth0\t00000000\t0101A8C0\t0003\n";
+        assert_eq!(default_gateway(t).as_deref(), Some("192.168.1.1"));
+        assert_eq!(default_gateway("Iface\n"), None);
+        assert_eq!(host_gateway(ns_run::Network::Slirp).unwrap(), "10.0.2.2");
+        assert!(host_gateway(ns_run::Network::None).is_err());
+    }
+
+    #[test]
+    fn no_cache_scope_nests_and_restores() {
+        assert!(!stage_no_cache());
+        {
+            let _a = NoCacheScope::enter(true);
+            assert!(stage_no_cache());
+            {
+                let _b = NoCacheScope::enter(false);
+                assert!(!stage_no_cache());
+            }
+            assert!(stage_no_cache());
+        }
+        assert!(!stage_no_cache());
     }
 
     #[test]

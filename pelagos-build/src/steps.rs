@@ -95,6 +95,7 @@ fn cached_or(
     make: impl FnOnce() -> Result<Option<Layer>, BuildError>,
 ) -> Result<StepOutput, BuildError> {
     if !ex.opts.no_cache
+        && !crate::extra::stage_no_cache()
         && let Some(rec) = ex.store.cache_get(&key)?
     {
         let created = rec
@@ -217,7 +218,11 @@ fn run_step(
     let key = chain(
         &st.key,
         &step.definition,
-        &format!("{} network={net}", epoch_tag(ex)),
+        &format!(
+            "{} network={net}{}",
+            epoch_tag(ex),
+            ex.opts.extra.run_key_part()
+        ),
     );
     cached_or(ex, key, || {
         let lowers = ex.lowers(&st.layers)?;
@@ -388,6 +393,13 @@ fn run_step(
         let stub_points: Vec<crate::stubs::MountPoint> =
             mounts.iter().map(crate::stubs::MountPoint::of).collect();
         let stub_lowers = lowers.clone();
+        // --add-host, --shm-size: after the stubs (like ns-run's own /etc/hosts, /dev/shm)
+        let run_extra = ex
+            .opts
+            .extra
+            .run_mounts(net, &r.hostname, &ex.store.tmp_dir())
+            .map_err(|e| failed(name, e))?;
+        mounts.extend(run_extra.mounts.iter().cloned());
         let spec = ns_run::RunSpec {
             lowers,
             work_root: Some(ns_run::work_root_for_store(ex.store.root())),

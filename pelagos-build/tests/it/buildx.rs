@@ -227,3 +227,118 @@ fn compatibility_flags_are_accepted_or_refused_clearly() {
         assert!(err.starts_with("pelagos-build: error: "), "{err}");
     }
 }
+
+/// `(step name, cached)` of a build's `--metadata-file`.
+fn steps_of(e: &Env, args: &[&str]) -> Vec<(String, bool)> {
+    let meta = e.dir.path().join("meta.json");
+    let mut a = args.to_vec();
+    let m = meta.display().to_string();
+    a.extend(["--metadata-file", &m]);
+    e.build_ok(&a);
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&meta).unwrap()).unwrap();
+    v["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| !s["name"].as_str().unwrap().contains("FROM"))
+        .map(|s| {
+            (
+                s["name"].as_str().unwrap().to_string(),
+                s["cached"].as_bool().unwrap(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn no_cache_filter_rebuilds_only_the_named_stages() {
+    let e = Env::new();
+    e.write("a", "A");
+    e.write("b", "B");
+    e.remfile(
+        "FROM busybox:local AS Builder\nCOPY a /a\n\
+         FROM busybox:local\nCOPY --from=builder /a /a\nCOPY b /b\n",
+    );
+    let first = steps_of(&e, &["-t", "n"]);
+    assert!(first.iter().all(|(_, c)| !c), "{first:?}");
+    let all = steps_of(&e, &["-t", "n"]);
+    assert!(all.iter().all(|(_, c)| *c), "{all:?}");
+    // stage names are case-insensitive, as in the Remfile
+    let filtered = steps_of(&e, &["-t", "n", "--no-cache-filter", "BUILDER"]);
+    for (name, cached) in &filtered {
+        assert_eq!(*cached, !name.starts_with("[builder"), "{filtered:?}");
+    }
+    assert_eq!(filtered.iter().filter(|(_, c)| !c).count(), 1);
+    // a name that is no stage changes nothing
+    let other = steps_of(&e, &["-t", "n", "--no-cache-filter", "nosuch"]);
+    assert!(other.iter().all(|(_, c)| *c), "{other:?}");
+}
+
+#[test]
+#[ignore = "needs root: RUN steps use namespaces and overlayfs"]
+fn add_host_and_shm_size_reach_run_steps_only() {
+    let e = Env::new();
+    e.remfile(
+        "FROM busybox:local\n\
+         RUN cat /etc/hosts > /hosts.txt && df -k /dev/shm | tail -n 1 > /shm.txt\n",
+    );
+    let (_, err) = e.build_ok(&[
+        "-t",
+        "h",
+        "--add-host",
+        "db:10.1.2.3",
+        "--add-host",
+        "gw=host-gateway",
+        "--add-host",
+        "v6:[fd00::1]",
+        "--shm-size",
+        "128m",
+    ]);
+    let r = e.rootfs("h");
+    let hosts = std::fs::read_to_string(r.path().join("hosts.txt")).unwrap();
+    assert!(
+        hosts.starts_with("127.0.0.1\tlocalhost buildkitsandbox\n::1\tlocalhost"),
+        "{hosts}"
+    );
+    assert!(
+        hosts.ends_with("10.1.2.3\tdb\n127.0.0.1\tgw\nfd00::1\tv6\n"),
+        "{hosts}"
+    );
+    let shm = std::fs::read_to_string(r.path().join("shm.txt")).unwrap();
+    assert!(
+        shm.split_whitespace().nth(1) == Some("131072"),
+        "{shm} {err}"
+    );
+    // the mounted /etc/hosts is not in any layer (the base has none)
+    let base = e.rootfs("busybox:local");
+    assert_eq!(
+        r.path().join("etc/hosts").exists(),
+        base.path().join("etc/hosts").exists()
+    );
+    let img = e.image("h");
+    let top = img.layers().unwrap().last().unwrap().0.clone();
+    let names = layer_names(&e, &top);
+    assert!(names.iter().all(|n| !n.contains("etc")), "{names:?}");
+    // the flags are part of the RUN's cache key: without them the step runs again
+    let (_, err) = e.build_ok(&["-t", "h2"]);
+    assert!(!err.contains("CACHED"), "{err}");
+    let hosts = std::fs::read_to_string(e.rootfs("h2").path().join("hosts.txt")).unwrap();
+    assert!(!hosts.contains("\tdb"), "{hosts}");
+    // host-gateway without a network is an error of the step
+    let o = e.build(&["--network", "none", "--add-host", "gw:host-gateway"]);
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("host-gateway"));
+}
+
+/// The entry names of a layer blob.
+fn layer_names(e: &Env, d: &image_store::Descriptor) -> Vec<String> {
+    let s = e.store();
+    let f = std::fs::File::open(s.blob_path(&d.digest)).unwrap();
+    let gz = flate2::read::MultiGzDecoder::new(f);
+    let mut ar = tar::Archive::new(gz);
+    ar.entries()
+        .unwrap()
+        .map(|en| en.unwrap().path().unwrap().display().to_string())
+        .collect()
+}
