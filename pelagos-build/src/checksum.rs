@@ -11,7 +11,7 @@
 //! same size and a restored mtime is still seen; a file whose ctime is so recent that a later
 //! write could fall into the same timestamp tick is hashed but never recorded ("racy" entries, as
 //! git does). The walk of the build context ([`crate::tree::Tree::read_dir`]) hands the stamps it
-//! already has to [`note_walked`], so a cached file costs one `statx` in all. The cache file is
+//! already has to `note_walked`, so a cached file costs one `statx` in all. The cache file is
 //! binary with a trailing sha256: a truncated or corrupt file is a miss, never a wrong digest.
 
 use std::collections::{BTreeMap, HashMap};
@@ -354,7 +354,7 @@ impl StatCache {
 
     /// The sha256 of each file, from the cache when its stamp is unchanged, else hashed (in
     /// parallel on `threads` threads). A file's stamp comes from the walk that listed it
-    /// ([`note_walked`]) or from a `stat` here; it is always taken before the content is read,
+    /// (`note_walked`) or from a `stat` here; it is always taken before the content is read,
     /// so a write racing with the hashing leaves a stale stamp (a later miss), never a stale
     /// digest.
     pub fn hash_files<P: AsRef<Path>>(
