@@ -217,11 +217,22 @@ pub fn build(opts: &BuildOptions, progress: &Progress) -> Result<BuildOutcome, B
                     None,
                     "<stdin>".to_string(),
                 ),
-                (Recipe::Remfile(Some(p)), None) => (
-                    std::fs::read_to_string(p).map_err(input(p))?,
-                    Some(p.clone()),
-                    p.display().to_string(),
-                ),
+                (Recipe::Remfile(Some(p)), None) => {
+                    // a tar context on stdin: `-f` names a file inside it, as in Docker
+                    let shown = p.display().to_string();
+                    let p = match opts.context {
+                        ContextSource::Stdin => context_root.join(
+                            crate::ignore::clean(&format!("/{}", p.display()))
+                                .trim_start_matches('/'),
+                        ),
+                        ContextSource::Dir(_) => p.clone(),
+                    };
+                    (
+                        std::fs::read_to_string(&p).map_err(input(&p))?,
+                        Some(p.clone()),
+                        shown,
+                    )
+                }
                 (_, None) => {
                     let p = find_remfile(&context_root)
                         .ok_or_else(|| BuildError::NoRemfile(context_root.clone()))?;

@@ -342,3 +342,31 @@ fn layer_names(e: &Env, d: &image_store::Descriptor) -> Vec<String> {
         .map(|en| en.unwrap().path().unwrap().display().to_string())
         .collect()
 }
+
+#[test]
+fn file_flag_names_a_file_inside_a_stdin_tar_context() {
+    let e = Env::new();
+    let mut b = tar::Builder::new(Vec::new());
+    for (name, body) in [
+        ("Remfile", "FROM busybox:local\nCOPY x.txt /default\n"),
+        ("build/Alt.remfile", "FROM busybox:local\nCOPY x.txt /alt\n"),
+        ("x.txt", "in tar"),
+    ] {
+        let mut h = tar::Header::new_gnu();
+        h.set_size(body.len() as u64);
+        h.set_mode(0o644);
+        b.append_data(&mut h, name, body.as_bytes()).unwrap();
+    }
+    let t = b.into_inner().unwrap();
+    let o = with_stdin(&e, &["-t", "s", "-f", "build/Alt.remfile", "-"], &t);
+    ok(&o);
+    let r = e.rootfs("s");
+    assert_eq!(
+        std::fs::read_to_string(r.path().join("alt")).unwrap(),
+        "in tar"
+    );
+    assert!(!r.path().join("default").exists());
+    // never a file outside the archive
+    let o = with_stdin(&e, &["-t", "s", "-f", "../../etc/passwd", "-"], &t);
+    assert!(!o.status.success());
+}
