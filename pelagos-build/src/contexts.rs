@@ -7,8 +7,8 @@
 //! of that name (the stage is then replaced by the context: its instructions are not run).
 //! Every kind of value becomes an image in the store:
 //!
-//! - a local directory: a one-layer image of its files (a deterministic config, so an unchanged
-//!   directory keeps the cache);
+//! - a local directory: a one-layer image of its files, owned by 0:0 (a deterministic config, so
+//!   an unchanged directory keeps the cache);
 //! - `docker-image://REF`: the image `REF` (from the store, else pulled);
 //! - `oci-layout://PATH[:TAG|@DIGEST]`: the image of an OCI layout (tag `latest` by default, or the
 //!   only image of the layout), loaded untagged.
@@ -282,7 +282,7 @@ fn dir_image(store: &Store, c: &NamedContext, dir: &Path) -> Result<String, Buil
     if !dir.is_dir() {
         return Err(usage(c, "not a directory"));
     }
-    let layer = store.ingest_dir_layer(dir)?;
+    let layer = dir_layer(store, c, dir)?;
     let platform = Platform::host();
     let config = ImageConfig {
         created: None,
@@ -293,7 +293,7 @@ fn dir_image(store: &Store, c: &NamedContext, dir: &Path) -> Result<String, Buil
         config: None,
         rootfs: RootFs {
             kind: "layers".into(),
-            diff_ids: vec![layer.diff_id.clone()],
+            diff_ids: vec![layer.3.clone()],
         },
         history: vec![History {
             created_by: Some(format!("build context {}", c.name)),
@@ -301,9 +301,63 @@ fn dir_image(store: &Store, c: &NamedContext, dir: &Path) -> Result<String, Buil
         }],
         extra: std::collections::BTreeMap::new(),
     };
-    let desc = Descriptor::new(&layer.media_type, layer.digest, layer.size);
+    let desc = Descriptor::new(&layer.0, layer.1, layer.2);
     let written = store.write_image(&config, &[desc])?;
     Ok(format!("{CONTEXT_REPO}@{}", written.manifest.digest))
+}
+
+/// The directory's files as one layer `(media type, digest, size, diff_id)`, owned by 0:0 as
+/// files sent from a client's directory are in BuildKit (Docker's filesync resets owners); modes,
+/// mtimes and symlinks kept, sockets and devices left out.
+fn dir_layer(
+    store: &Store,
+    c: &NamedContext,
+    dir: &Path,
+) -> Result<(String, Digest, u64, Digest), BuildError> {
+    use std::os::unix::fs::MetadataExt;
+    let mut entries = Vec::new();
+    for e in walkdir::WalkDir::new(dir)
+        .follow_links(false)
+        .sort_by_file_name()
+        .min_depth(1)
+    {
+        let e = e.map_err(|e| usage(c, &e.to_string()))?;
+        let md = e.metadata().map_err(|e| usage(c, &e.to_string()))?;
+        let rel = e
+            .path()
+            .strip_prefix(dir)
+            .ok()
+            .and_then(Path::to_str)
+            .ok_or_else(|| usage(c, &format!("{}: not a UTF-8 name", e.path().display())))?;
+        let source = if md.is_dir() {
+            layer_pack::EntrySource::Dir
+        } else if md.is_file() {
+            layer_pack::EntrySource::File(e.path().to_path_buf())
+        } else if md.file_type().is_symlink() {
+            let t = std::fs::read_link(e.path()).map_err(|x| BuildError::Io {
+                path: e.path().to_path_buf(),
+                source: x,
+            })?;
+            layer_pack::EntrySource::Symlink(t.into_os_string())
+        } else {
+            continue;
+        };
+        entries.push(layer_pack::Entry {
+            path_in_layer: rel.to_string(),
+            source,
+            mode: md.mode() & 0o7777,
+            uid: 0,
+            gid: 0,
+            mtime: md.mtime(),
+            xattrs: Vec::new(),
+        });
+    }
+    let mut w = store.blob_writer()?;
+    let d = layer_pack::pack_entries(entries, &layer_pack::PackOptions::default(), &mut w)
+        .map_err(|e| usage(c, &e.to_string()))?;
+    let info = w.commit(None)?;
+    let diff_id = Digest::parse(&d.diff_id)?;
+    Ok((d.media_type, info.digest, info.size, diff_id))
 }
 
 /// Loads the image of an OCI layout untagged: through a temporary layout that lists only the

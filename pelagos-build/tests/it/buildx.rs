@@ -370,3 +370,31 @@ fn file_flag_names_a_file_inside_a_stdin_tar_context() {
     let o = with_stdin(&e, &["-t", "s", "-f", "../../etc/passwd", "-"], &t);
     assert!(!o.status.success());
 }
+
+#[test]
+#[ignore = "needs root: chown of the named context's files"]
+fn a_named_context_directory_is_owned_by_root_as_a_sent_context() {
+    use std::os::unix::fs::MetadataExt;
+    let e = Env::new();
+    let named = e.dir.path().join("named");
+    std::fs::create_dir_all(named.join("d")).unwrap();
+    std::fs::write(named.join("d/f"), "x").unwrap();
+    std::os::unix::fs::symlink("f", named.join("d/l")).unwrap();
+    for p in ["d", "d/f"] {
+        std::os::unix::fs::chown(named.join(p), Some(1234), Some(5678)).unwrap();
+    }
+    e.remfile("FROM busybox:local\nCOPY --from=files /d /d\n");
+    e.build_ok(&[
+        "-t",
+        "o",
+        "--build-context",
+        &format!("files={}", named.display()),
+    ]);
+    let r = e.rootfs("o");
+    let md = std::fs::metadata(r.path().join("d/f")).unwrap();
+    assert_eq!((md.uid(), md.gid()), (0, 0));
+    assert_eq!(
+        std::fs::read_link(r.path().join("d/l")).unwrap(),
+        std::path::Path::new("f")
+    );
+}
