@@ -38,9 +38,14 @@ impl ChownSpec {
             Some((u, g)) => (u, Some(g)),
             None => (s, None),
         };
-        if u.is_empty() || g.is_some_and(str::is_empty) || g.is_some_and(|g| g.contains(':')) {
+        if (u.is_empty() && g.is_none())
+            || g.is_some_and(str::is_empty)
+            || g.is_some_and(|g| g.contains(':'))
+        {
             return Err(PermError::Chown(s.to_string()));
         }
+        // `:GROUP` is root with that group, as BuildKit resolves it
+        let u = if u.is_empty() { "0" } else { u };
         Ok(ChownSpec {
             user: u.to_string(),
             group: g.map(str::to_string),
@@ -210,7 +215,9 @@ mod tests {
         assert_eq!(r("nobody"), Err(PermError::UnknownUser("nobody".into())));
         assert_eq!(r("bad"), Err(PermError::UnknownUser("bad".into())));
         assert_eq!(r("app:wheel"), Err(PermError::UnknownGroup("wheel".into())));
-        for bad in ["", ":1", "1:", "1:2:3"] {
+        assert_eq!(r(":staff"), Ok((0, 50)), "no user: root (BuildKit)");
+        assert_eq!(r(":7"), Ok((0, 7)));
+        for bad in ["", ":", "1:", "1:2:3"] {
             assert!(ChownSpec::parse(bad).is_err(), "{bad}");
         }
         assert!(!ChownSpec::parse("1:2").unwrap().needs_names());
