@@ -762,14 +762,16 @@ fn run_step(
         Some(Security::Insecure) => "insecure",
     }
     .to_string();
-    // history: "RUN |N K=V ... argv # buildkit" with the ARGs in scope
+    // history: "RUN |N K=V ... argv # buildkit" with one entry per ARG declaration of the
+    // stage (BuildKit appends: an ARG declared twice is listed twice), each with its current
+    // value
     let mut arg_env: Vec<(String, String)> = Vec::new();
     for (k, v) in &state.args {
         let val = crate::lex::Env::lookup(env.as_slice(), k)
             .map(str::to_string)
             .or_else(|| v.clone())
             .unwrap_or_default();
-        set_var(&mut arg_env, k, val);
+        arg_env.push((k.clone(), val));
     }
     let mut hist: Vec<String> = Vec::new();
     if !arg_env.is_empty() {

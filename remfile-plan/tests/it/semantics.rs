@@ -962,3 +962,12 @@ fn run_hostname_is_buildkits_or_the_sandbox_hostname_arg() {
         p2.warnings
     );
 }
+
+#[test]
+fn run_history_lists_every_arg_declaration_with_its_current_value() {
+    let p = plan("FROM scratch\nARG A=1\nARG B=b\nARG A=2\nRUN x\n", &[]);
+    assert_eq!(
+        step_at(last(&p), 5).created_by,
+        "RUN |3 A=2 B=b A=2 /bin/sh -c x # buildkit"
+    );
+}
