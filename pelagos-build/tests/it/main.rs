@@ -5,10 +5,10 @@
 // short names (e: env, r: rootfs, p: path, o: output) keep the many assertions readable
 #![allow(clippy::many_single_char_names)]
 
+mod buildx;
 mod cli;
 mod common;
 mod conformance;
-mod buildx;
 mod copy;
 mod git;
 mod link;
