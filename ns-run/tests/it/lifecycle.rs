@@ -1,7 +1,7 @@
 //! Cleanup on every exit path, leftovers of killed runs, signals, concurrent library calls.
 use super::{BIN, busybox, sh, work_root};
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 fn entries(d: &Path) -> Vec<String> {
@@ -14,20 +14,46 @@ fn entries(d: &Path) -> Vec<String> {
     v
 }
 
-/// Waits until the background cleanup has removed the scratch of every run under `root`.
-fn wait_clean(root: &Path) {
+/// Polls `done` every 10 ms until it holds; fails with `what` after `limit`.
+fn wait_until(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
     let t0 = std::time::Instant::now();
-    while std::fs::read_dir(root)
-        .unwrap()
-        .flatten()
-        .any(|e| e.path().join("work").exists() || e.path().join("scratch").exists())
-    {
-        assert!(
-            t0.elapsed() < Duration::from_secs(10),
-            "scratch never removed"
-        );
+    while !done() {
+        assert!(t0.elapsed() < limit, "{what}");
         std::thread::sleep(Duration::from_millis(10));
     }
+}
+
+/// Waits until the background cleanup has removed the scratch of every run under `root`.
+fn wait_clean(root: &Path) {
+    wait_until("scratch never removed", Duration::from_secs(10), || {
+        !std::fs::read_dir(root)
+            .unwrap()
+            .flatten()
+            .any(|e| e.path().join("work").exists() || e.path().join("scratch").exists())
+    });
+}
+
+/// Runs ns-run (`args` before `--`) on `touch /started; sleep SECS` in the background and waits
+/// until the command runs (a distinct `secs` lets `pgrep -f` find this container).
+fn spawn_started(work: &Path, args: &[&str], secs: u32, stdout: Stdio) -> Child {
+    let ch = Command::new(BIN)
+        .arg("--work-root")
+        .arg(work)
+        .arg("--lower")
+        .arg(busybox())
+        .args(args)
+        .args(["--", "sh", "-c", &format!("touch /started; sleep {secs}")])
+        .stdout(stdout)
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_until("command never started", Duration::from_secs(10), || {
+        std::fs::read_dir(work)
+            .unwrap()
+            .flatten()
+            .any(|e| e.path().join("upper/started").exists())
+    });
+    ch
 }
 
 fn host_mounts_mention(p: &Path) -> bool {
@@ -53,15 +79,9 @@ fn finished_run_leaves_only_the_upper() {
     let w2 = work_root();
     let r = sh(w2.path(), &["-u", "ghost"], "true");
     assert_eq!(r.code, 1);
-    let t0 = std::time::Instant::now();
-    while !entries(w2.path()).is_empty() {
-        assert!(
-            t0.elapsed() < Duration::from_secs(10),
-            "{:?}",
-            entries(w2.path())
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    wait_until("run dir never removed", Duration::from_secs(10), || {
+        entries(w2.path()).is_empty()
+    });
     assert!(!host_mounts_mention(w.path()));
 }
 
@@ -69,29 +89,7 @@ fn finished_run_leaves_only_the_upper() {
 #[ignore = "needs root: namespaces and overlayfs"]
 fn killed_ns_run_leaves_removable_leftovers_and_no_mounts() {
     let w = work_root();
-    let mut ch = Command::new(BIN)
-        .arg("--work-root")
-        .arg(w.path())
-        .arg("--lower")
-        .arg(busybox())
-        .args(["--", "sh", "-c", "touch /started; sleep 31"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    // wait until the command runs
-    let t0 = std::time::Instant::now();
-    while !std::fs::read_dir(w.path())
-        .unwrap()
-        .flatten()
-        .any(|e| e.path().join("upper/started").exists())
-    {
-        assert!(
-            t0.elapsed() < Duration::from_secs(10),
-            "command never started"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let mut ch = spawn_started(w.path(), &[], 31, Stdio::null());
     ch.kill().unwrap();
     ch.wait().unwrap();
     // the container died with ns-run (PDEATHSIG), its mounts with its mount namespace
@@ -114,28 +112,7 @@ fn killed_ns_run_leaves_removable_leftovers_and_no_mounts() {
 #[ignore = "needs root: namespaces and overlayfs"]
 fn sigterm_is_forwarded_and_cleanup_runs() {
     let w = work_root();
-    let ch = Command::new(BIN)
-        .arg("--work-root")
-        .arg(w.path())
-        .arg("--lower")
-        .arg(busybox())
-        .args(["--", "sh", "-c", "touch /started; sleep 32"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let t0 = std::time::Instant::now();
-    while !std::fs::read_dir(w.path())
-        .unwrap()
-        .flatten()
-        .any(|e| e.path().join("upper/started").exists())
-    {
-        assert!(
-            t0.elapsed() < Duration::from_secs(10),
-            "command never started"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let ch = spawn_started(w.path(), &[], 32, Stdio::piped());
     // SAFETY: signalling our own child.
     unsafe { libc::kill(ch.id() as i32, libc::SIGTERM) };
     let o = ch.wait_with_output().unwrap();
@@ -200,35 +177,7 @@ fn killed_ns_run_takes_its_network_helper_along() {
 
 fn helper_dies_with_ns_run(mode: &str, tool: &str) {
     let w = work_root();
-    let mut ch = Command::new(BIN)
-        .arg("--work-root")
-        .arg(w.path())
-        .arg("--lower")
-        .arg(busybox())
-        .args([
-            "--network",
-            mode,
-            "--",
-            "sh",
-            "-c",
-            "touch /started; sleep 33",
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let t0 = std::time::Instant::now();
-    while !std::fs::read_dir(w.path())
-        .unwrap()
-        .flatten()
-        .any(|e| e.path().join("upper/started").exists())
-    {
-        assert!(
-            t0.elapsed() < Duration::from_secs(10),
-            "command never started"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let mut ch = spawn_started(w.path(), &["--network", mode], 33, Stdio::null());
     // ns-run's children: the container init (named ns-run) and the helper
     let out = Command::new("pgrep")
         .args(["-l", "-P", &ch.id().to_string()])
@@ -245,16 +194,16 @@ fn helper_dies_with_ns_run(mode: &str, tool: &str) {
     };
     ch.kill().unwrap();
     ch.wait().unwrap();
-    let t0 = std::time::Instant::now();
-    while Path::new(&format!("/proc/{helper}")).exists() {
-        let stat = std::fs::read_to_string(format!("/proc/{helper}/stat")).unwrap_or_default();
-        if stat.contains(") Z ") {
-            break; // dead, waiting to be reaped by init
-        }
-        assert!(
-            t0.elapsed() < Duration::from_secs(5),
-            "{tool} outlived ns-run"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let gone = || {
+        // no process, or a dead one waiting to be reaped by init
+        !Path::new(&format!("/proc/{helper}")).exists()
+            || std::fs::read_to_string(format!("/proc/{helper}/stat"))
+                .unwrap_or_default()
+                .contains(") Z ")
+    };
+    wait_until(
+        &format!("{tool} outlived ns-run"),
+        Duration::from_secs(5),
+        gone,
+    );
 }
