@@ -315,20 +315,72 @@ fn dir_layer(
     dir: &Path,
 ) -> Result<(String, Digest, u64, Digest), BuildError> {
     use std::os::unix::fs::MetadataExt;
-    let mut entries = Vec::new();
-    for e in walkdir::WalkDir::new(dir)
+    // BuildKit reads the `.dockerignore` of a local named context (only that name)
+    let ignore_file = dir.join(".dockerignore");
+    let ignore = match std::fs::read(&ignore_file) {
+        Ok(b) => crate::ignore::IgnoreMatcher::parse(
+            &String::from_utf8_lossy(&b),
+            &ignore_file.display().to_string(),
+        )?,
+        Err(_) => crate::ignore::IgnoreMatcher::default(),
+    };
+    let rel_of = |p: &Path| -> Option<String> {
+        p.strip_prefix(dir)
+            .ok()
+            .and_then(Path::to_str)
+            .map(str::to_string)
+    };
+    let mut entries: Vec<layer_pack::Entry> = Vec::new();
+    let mut dirs = std::collections::HashSet::new();
+    let walk = walkdir::WalkDir::new(dir)
         .follow_links(false)
         .sort_by_file_name()
         .min_depth(1)
-    {
+        .into_iter()
+        .filter_entry(|e| {
+            let Some(rel) = rel_of(e.path()) else {
+                return true;
+            };
+            !(e.file_type().is_dir() && ignore.is_excluded(&rel) && ignore.can_skip_dir(&rel))
+        });
+    for e in walk {
         let e = e.map_err(|e| usage(c, &e.to_string()))?;
         let md = e.metadata().map_err(|e| usage(c, &e.to_string()))?;
-        let rel = e
-            .path()
-            .strip_prefix(dir)
-            .ok()
-            .and_then(Path::to_str)
+        let rel = rel_of(e.path())
             .ok_or_else(|| usage(c, &format!("{}: not a UTF-8 name", e.path().display())))?;
+        if ignore.is_excluded(&rel) {
+            continue;
+        }
+        // parents of a file re-included below an excluded directory
+        let mut missing = Vec::new();
+        let mut parent = Path::new(&rel).parent();
+        while let Some(p) = parent.filter(|p| !p.as_os_str().is_empty()) {
+            if dirs.contains(p) {
+                break;
+            }
+            missing.push(p.to_path_buf());
+            parent = p.parent();
+        }
+        for p in missing.into_iter().rev() {
+            let pmd = std::fs::symlink_metadata(dir.join(&p)).map_err(|x| BuildError::Io {
+                path: dir.join(&p),
+                source: x,
+            })?;
+            entries.push(layer_pack::Entry {
+                path_in_layer: p.to_string_lossy().into_owned(),
+                source: layer_pack::EntrySource::Dir,
+                mode: pmd.mode() & 0o7777,
+                uid: 0,
+                gid: 0,
+                mtime: pmd.mtime(),
+                xattrs: Vec::new(),
+            });
+            dirs.insert(p);
+        }
+        if md.is_dir() {
+            dirs.insert(PathBuf::from(&rel));
+        }
+        let rel = rel.as_str();
         let source = if md.is_dir() {
             layer_pack::EntrySource::Dir
         } else if md.is_file() {

@@ -398,3 +398,33 @@ fn a_named_context_directory_is_owned_by_root_as_a_sent_context() {
         std::path::Path::new("f")
     );
 }
+
+#[test]
+fn a_named_context_directory_applies_its_dockerignore() {
+    let e = Env::new();
+    let named = e.dir.path().join("named");
+    for (p, body) in [
+        (".dockerignore", "secret*\nbuild\n!build/keep\n"),
+        ("secret.txt", "s"),
+        ("ok.txt", "o"),
+        ("build/drop", "d"),
+        ("build/keep", "k"),
+    ] {
+        let f = named.join(p);
+        std::fs::create_dir_all(f.parent().unwrap()).unwrap();
+        std::fs::write(f, body).unwrap();
+    }
+    e.remfile("FROM busybox:local\nCOPY --from=files / /n/\n");
+    e.build_ok(&[
+        "-t",
+        "i",
+        "--build-context",
+        &format!("files={}", named.display()),
+    ]);
+    let r = e.rootfs("i");
+    let n = r.path().join("n");
+    assert!(n.join("ok.txt").is_file());
+    assert!(!n.join("secret.txt").exists());
+    assert!(!n.join("build/drop").exists());
+    assert_eq!(std::fs::read_to_string(n.join("build/keep")).unwrap(), "k");
+}
