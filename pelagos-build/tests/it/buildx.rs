@@ -428,3 +428,26 @@ fn a_named_context_directory_applies_its_dockerignore() {
     assert!(!n.join("build/drop").exists());
     assert_eq!(std::fs::read_to_string(n.join("build/keep")).unwrap(), "k");
 }
+
+#[test]
+#[ignore = "needs root: RUN steps use namespaces and overlayfs"]
+fn a_named_context_serves_run_mount_from() {
+    let e = Env::new();
+    let named = e.dir.path().join("named");
+    std::fs::create_dir_all(&named).unwrap();
+    std::fs::write(named.join("n.txt"), "mounted").unwrap();
+    e.remfile(
+        "FROM busybox:local\n\
+         RUN --mount=type=bind,from=files,target=/m cat /m/n.txt > /out\n",
+    );
+    e.build_ok(&[
+        "-t",
+        "m",
+        "--build-context",
+        &format!("files={}", named.display()),
+    ]);
+    assert_eq!(
+        std::fs::read_to_string(e.rootfs("m").path().join("out")).unwrap(),
+        "mounted"
+    );
+}
