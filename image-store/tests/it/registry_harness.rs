@@ -1,107 +1,13 @@
-//! A real `docker-registry` per test (127.0.0.1, random port, temp storage, killed on drop), a
-//! TCP proxy that cuts a connection once, and skopeo helpers.
+//! A real `docker-registry` per test (from `test-support`: 127.0.0.1, random port, temp storage,
+//! killed on drop), a TCP proxy that cuts a connection once, and skopeo helpers.
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::{Duration, Instant};
 
-pub const USER: &str = "tester";
-pub const PASSWORD: &str = "pa55-w0rd";
-
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// A running `docker-registry serve`; killed (and its storage removed) on drop.
-pub struct Registry {
-    child: Child,
-    _dir: tempfile::TempDir,
-    pub port: u16,
-}
-
-impl Registry {
-    /// Starts a registry; with `auth`, htpasswd basic auth for [`USER`]/[`PASSWORD`].
-    pub fn start(auth: bool) -> Registry {
-        for _ in 0..5 {
-            if let Some(r) = Self::try_start(auth) {
-                return r;
-            }
-        }
-        panic!("docker-registry did not start");
-    }
-
-    fn try_start(auth: bool) -> Option<Registry> {
-        let dir = tempfile::tempdir().unwrap();
-        let port = free_port();
-        let mut auth_cfg = String::new();
-        if auth {
-            let ht = dir.path().join("htpasswd");
-            let st = Command::new("htpasswd")
-                .args(["-Bbc", ht.to_str().unwrap(), USER, PASSWORD])
-                .stderr(Stdio::null())
-                .status()
-                .expect("htpasswd (apache2-utils) is needed");
-            assert!(st.success());
-            auth_cfg = format!(
-                "auth:\n  htpasswd:\n    realm: test-realm\n    path: {}\n",
-                ht.display()
-            );
-        }
-        let cfg = dir.path().join("config.yml");
-        std::fs::write(
-            &cfg,
-            format!(
-                "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\n\
-                 storage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\n\
-                 http:\n  addr: 127.0.0.1:{port}\n{auth_cfg}",
-                dir.path().join("data").display()
-            ),
-        )
-        .unwrap();
-        let child = Command::new("docker-registry")
-            .arg("serve")
-            .arg(&cfg)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("docker-registry is needed");
-        let mut r = Registry {
-            child,
-            _dir: dir,
-            port,
-        };
-        let deadline = Instant::now() + Duration::from_secs(15);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = r.child.try_wait() {
-                return None; // port taken meanwhile: try another
-            }
-            if TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                return Some(r);
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        None
-    }
-
-    /// `127.0.0.1:PORT`.
-    pub fn addr(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
-    }
-}
-
-impl Drop for Registry {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+pub use test_support::{PASSWORD, Registry, USER, free_port};
 
 /// A TCP proxy to `target` that cuts the first connection whose client→server traffic passes
 /// `cut_after` bytes (once); later connections pass untouched.

@@ -166,3 +166,21 @@ pub fn is_root() -> bool {
     // SAFETY: geteuid has no preconditions
     unsafe { libc::geteuid() == 0 }
 }
+
+/// (cached, total) of the non-FROM steps in the plain progress `err` of a build.
+pub fn count_cached(err: &str) -> (usize, usize) {
+    let mut from_ids = std::collections::HashSet::new();
+    let (mut cached, mut total) = (0, 0);
+    for l in err.lines() {
+        let Some((id, rest)) = l.split_once(' ') else {
+            continue;
+        };
+        if rest.contains("] FROM ") {
+            from_ids.insert(id.to_string());
+        } else if !from_ids.contains(id) && (rest == "CACHED" || rest.starts_with("DONE ")) {
+            total += 1;
+            cached += usize::from(rest == "CACHED");
+        }
+    }
+    (cached, total)
+}

@@ -8,6 +8,8 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
+use test_support::free_port;
+
 use crate::common::Env;
 
 fn git(dir: &Path, args: &[&str]) -> String {
@@ -49,14 +51,6 @@ fn commit(dir: &Path, msg: &str, time: i64) -> String {
         .unwrap();
     assert!(o.success());
     git(dir, &["rev-parse", "HEAD"])
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// Bare repositories under `root`, served by `git daemon` on 127.0.0.1 until dropped.

@@ -2,75 +2,23 @@
 //! FROM / `COPY --from`, `--pull`, `--push` and `--output type=registry` checked with skopeo,
 //! and the build cache moved between two stores through the registry.
 
-use std::net::{TcpListener, TcpStream};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+
+use test_support::Registry;
 
 use crate::common::*;
 
-/// A running `docker-registry serve` on 127.0.0.1 (temp storage); killed on drop.
-pub struct LocalRegistry {
-    child: Child,
-    _dir: tempfile::TempDir,
-    pub port: u16,
-}
+/// A `docker-registry` on 127.0.0.1 without auth (see [`Registry`]), with a push helper.
+pub struct LocalRegistry(Registry);
 
 impl LocalRegistry {
     pub fn start() -> LocalRegistry {
-        for _ in 0..5 {
-            if let Some(r) = Self::try_start() {
-                return r;
-            }
-        }
-        panic!("docker-registry did not start");
-    }
-
-    fn try_start() -> Option<LocalRegistry> {
-        let dir = tempfile::tempdir().unwrap();
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let cfg = dir.path().join("config.yml");
-        std::fs::write(
-            &cfg,
-            format!(
-                "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\n\
-                 storage:\n  filesystem:\n    rootdirectory: {}\n\
-                 http:\n  addr: 127.0.0.1:{port}\n",
-                dir.path().join("data").display()
-            ),
-        )
-        .unwrap();
-        let child = Command::new("docker-registry")
-            .arg("serve")
-            .arg(&cfg)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("docker-registry is needed");
-        let mut r = LocalRegistry {
-            child,
-            _dir: dir,
-            port,
-        };
-        let deadline = Instant::now() + Duration::from_secs(15);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = r.child.try_wait() {
-                return None; // the port was taken meanwhile
-            }
-            if TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                return Some(r);
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        None
+        LocalRegistry(Registry::start(false))
     }
 
     /// `127.0.0.1:PORT/name`.
     pub fn name(&self, name: &str) -> String {
-        format!("127.0.0.1:{}/{name}", self.port)
+        self.0.name(name)
     }
 
     /// Pushes `src` of `e`'s store to `dest` (library push, as `image-store push` does).
@@ -98,13 +46,6 @@ impl LocalRegistry {
         .unwrap()
         .digest
         .to_string()
-    }
-}
-
-impl Drop for LocalRegistry {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -221,24 +162,6 @@ fn pull_flag_fetches_a_moved_tag_and_a_missing_image_fails() {
     assert!(err.contains("WARNING: --cache-from"), "{err}");
 }
 
-/// (cached, total) of the non-FROM steps in plain progress.
-fn cached_steps(err: &str) -> (usize, usize) {
-    let mut from_ids = std::collections::HashSet::new();
-    let (mut cached, mut total) = (0, 0);
-    for l in err.lines() {
-        let Some((id, rest)) = l.split_once(' ') else {
-            continue;
-        };
-        if rest.contains("] FROM ") {
-            from_ids.insert(id.to_string());
-        } else if !from_ids.contains(id) && (rest == "CACHED" || rest.starts_with("DONE ")) {
-            total += 1;
-            cached += usize::from(rest == "CACHED");
-        }
-    }
-    (cached, total)
-}
-
 #[test]
 #[ignore = "needs root: RUN steps use namespaces and overlayfs"]
 fn cache_to_registry_then_cache_from_on_a_clean_store() {
@@ -259,7 +182,7 @@ fn cache_to_registry_then_cache_from_on_a_clean_store() {
         "--cache-to",
         &format!("type=registry,ref={cache_min}"),
     ]);
-    assert_eq!(cached_steps(&err), (0, 4), "{err}");
+    assert_eq!(count_cached(&err), (0, 4), "{err}");
     // a clean store hits every step from the registry cache (max: both stages)
     let b = Env::empty();
     b.write("f.txt", "ctx\n");
@@ -270,14 +193,14 @@ fn cache_to_registry_then_cache_from_on_a_clean_store() {
         "--cache-from",
         &format!("type=registry,ref={cache_max}"),
     ]);
-    assert_eq!(cached_steps(&err), (4, 4), "{err}");
+    assert_eq!(count_cached(&err), (4, 4), "{err}");
     assert_eq!(va["manifest_digest"], vb["manifest_digest"]);
     // min: only the final stage's steps; the builder stage's RUN runs again
     let c = Env::empty();
     c.write("f.txt", "ctx\n");
     c.remfile(&text);
     let (_, err) = c.build_ok(&["--cache-from", &format!("type=registry,ref={cache_min}")]);
-    assert_eq!(cached_steps(&err), (3, 4), "{err}");
+    assert_eq!(count_cached(&err), (3, 4), "{err}");
     let r = b.rootfs("fromcache:1");
     assert_eq!(
         std::fs::read_to_string(r.path().join("both")).unwrap(),

@@ -290,20 +290,7 @@ fn reproducible_with_source_date_epoch_on_two_clean_stores() {
 /// (cached, total) of the non-FROM steps of a build, from plain progress.
 fn cached_steps(e: &Env, args: &[&str]) -> (usize, usize) {
     let (_, err) = e.build_ok(args);
-    let mut from_ids = std::collections::HashSet::new();
-    let (mut cached, mut total) = (0, 0);
-    for l in err.lines() {
-        let Some((id, rest)) = l.split_once(' ') else {
-            continue;
-        };
-        if rest.contains("] FROM ") {
-            from_ids.insert(id.to_string());
-        } else if !from_ids.contains(id) && (rest == "CACHED" || rest.starts_with("DONE ")) {
-            total += 1;
-            cached += usize::from(rest == "CACHED");
-        }
-    }
-    (cached, total)
+    count_cached(&err)
 }
 
 #[test]
