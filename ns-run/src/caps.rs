@@ -71,13 +71,7 @@ struct CapData {
     inheritable: u32,
 }
 
-/// Sets effective and permitted to the default set (inheritable empty, as Docker since
-/// CVE-2022-24769).
-pub(crate) fn set_default_caps() -> io::Result<()> {
-    let mut mask = [0u32; 2];
-    for &c in DEFAULT_CAPS {
-        mask[(c / 32) as usize] |= 1 << (c % 32);
-    }
+fn capset(mask: [u32; 2], inheritable: [u32; 2]) -> io::Result<()> {
     let mut header = CapHeader {
         version: 0x2008_0522, // _LINUX_CAPABILITY_VERSION_3
         pid: 0,
@@ -86,12 +80,12 @@ pub(crate) fn set_default_caps() -> io::Result<()> {
         CapData {
             effective: mask[0],
             permitted: mask[0],
-            inheritable: 0,
+            inheritable: inheritable[0],
         },
         CapData {
             effective: mask[1],
             permitted: mask[1],
-            inheritable: 0,
+            inheritable: inheritable[1],
         },
     ];
     // SAFETY: header and data are valid for the kernel's reads (two CapData for version 3).
@@ -107,4 +101,57 @@ pub(crate) fn set_default_caps() -> io::Result<()> {
     } else {
         Err(io::Error::last_os_error())
     }
+}
+
+/// `security.insecure`: every capability still permitted (all the runtime has) becomes
+/// effective, inheritable and ambient, so the command keeps them whatever its user (BuildKit
+/// grants all five sets).
+pub(crate) fn set_all_caps(last_cap: u32) -> io::Result<()> {
+    let mut header = CapHeader {
+        version: 0x2008_0522,
+        pid: 0,
+    };
+    let mut data = [CapData {
+        effective: 0,
+        permitted: 0,
+        inheritable: 0,
+    }; 2];
+    // SAFETY: header and data are valid for the kernel's writes (two CapData for version 3).
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_capget,
+            std::ptr::from_mut(&mut header),
+            data.as_mut_ptr(),
+        )
+    };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let mask = [data[0].permitted, data[1].permitted];
+    capset(mask, mask)?;
+    for cap in 0..=last_cap.min(63) {
+        if mask[(cap / 32) as usize] & (1 << (cap % 32)) != 0 {
+            // SAFETY: prctl with integer arguments only.
+            unsafe {
+                libc::prctl(
+                    libc::PR_CAP_AMBIENT,
+                    libc::PR_CAP_AMBIENT_RAISE as libc::c_ulong,
+                    libc::c_ulong::from(cap),
+                    0,
+                    0,
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Sets effective and permitted to the default set (inheritable empty, as Docker since
+/// CVE-2022-24769).
+pub(crate) fn set_default_caps() -> io::Result<()> {
+    let mut mask = [0u32; 2];
+    for &c in DEFAULT_CAPS {
+        mask[(c / 32) as usize] |= 1 << (c % 32);
+    }
+    capset(mask, [0, 0])
 }

@@ -72,8 +72,16 @@ fn try_exec(
         libc::sigemptyset(&raw mut set);
         libc::sigprocmask(libc::SIG_SETMASK, &raw const set, std::ptr::null_mut());
     }
-    crate::caps::drop_bounding(prep.last_cap)
-        .map_err(|e| ChildError::os("drop capabilities", "bounding set", &e))?;
+    // Before the capabilities go: raising a hard limit needs CAP_SYS_RESOURCE.
+    crate::rlimit::apply(&cfg.rlimits).map_err(|(l, e)| ChildError::os("setrlimit", l, &e))?;
+    if cfg.insecure {
+        // keep the permitted set across setuid: every capability goes back below
+        // SAFETY: prctl with integer arguments only.
+        unsafe { libc::prctl(libc::PR_SET_KEEPCAPS, 1, 0, 0, 0) };
+    } else {
+        crate::caps::drop_bounding(prep.last_cap)
+            .map_err(|e| ChildError::os("drop capabilities", "bounding set", &e))?;
+    }
     if let Some(p) = programs {
         crate::seccomp::install(p).map_err(|e| ChildError::os("seccomp", "install filter", &e))?;
     }
@@ -94,7 +102,10 @@ fn try_exec(
             return Err(last_err("setuid", u.uid));
         }
     }
-    if u.uid == 0 {
+    if cfg.insecure {
+        crate::caps::set_all_caps(prep.last_cap)
+            .map_err(|e| ChildError::os("set capabilities", "all", &e))?;
+    } else if u.uid == 0 {
         crate::caps::set_default_caps()
             .map_err(|e| ChildError::os("set capabilities", "default set", &e))?;
     }

@@ -22,8 +22,10 @@
 //! overlay of [`RunSpec::lowers`] (top first) with a fresh upper dir on disk, mounted
 //! `volatile`, `pivot_root` into it, a fresh `/proc`, a tmpfs `/dev` with the usual nodes,
 //! read-only `/sys`, `/etc/resolv.conf` and `/etc/hosts` bound from outside; capabilities
-//! reduced to Docker's default set and a Docker-like seccomp profile; then the command runs as
-//! the requested user, and [`run`] returns its exit status and the upper dir.
+//! reduced to Docker's default set and a Docker-like seccomp profile, umask 0022, the
+//! [`RunSpec::rlimits`]; then the command runs as the requested user, and [`run`] returns its
+//! exit status and the upper dir. [`Security::Insecure`] is BuildKit's `security.insecure`
+//! (every capability, no seccomp, no masked paths).
 mod caps;
 mod error;
 mod exec;
@@ -32,6 +34,7 @@ mod init;
 mod layers;
 mod net;
 mod parent;
+mod rlimit;
 mod rootfs;
 mod seccomp;
 mod spec;
@@ -42,7 +45,10 @@ use std::path::{Path, PathBuf};
 
 pub use error::RunError;
 pub use image::image_lowers;
-pub use spec::{IdMapping, MountSpec, Network, Output, OverlayDriver, RunResult, RunSpec};
+pub use rlimit::{Rlimit, RlimitKind, UNLIMITED};
+pub use spec::{
+    IdMapping, MountSpec, Network, Output, OverlayDriver, RunResult, RunSpec, Security,
+};
 
 /// Runs `spec` and waits for the command. Safe to call from several threads at once.
 /// The command exiting non-zero is not an error: see [`RunResult::exit_code`].

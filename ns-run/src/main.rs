@@ -3,7 +3,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
-use ns_run::{MountSpec, Network, Output, OverlayDriver, RunSpec};
+use ns_run::{MountSpec, Network, Output, OverlayDriver, Rlimit, RunSpec, Security};
 
 /// Run one command in fresh namespaces over an overlay of lower dirs; print
 /// `{"version":1,"exit_code":N,"upper":"…"}` on stdout.
@@ -49,6 +49,15 @@ struct Cli {
     /// Disable the default seccomp profile.
     #[arg(long)]
     no_seccomp: bool,
+    /// Security mode: sandbox (default) or insecure (all capabilities, no seccomp, no masked
+    /// paths, /sys writable: BuildKit's security.insecure).
+    #[arg(long, default_value = "sandbox", value_name = "MODE")]
+    security: Security,
+    /// Resource limit of the command, Docker's TYPE=SOFT[:HARD] (-1 = unlimited; repeatable):
+    /// core, cpu, data, fsize, locks, memlock, msgqueue, nice, nofile, nproc, rss, rtprio,
+    /// rttime, sigpending, stack.
+    #[arg(long = "ulimit", value_name = "TYPE=SOFT[:HARD]")]
+    ulimits: Vec<Rlimit>,
     /// Pass stdin to the command (default: /dev/null).
     #[arg(long, short = 'i')]
     interactive: bool,
@@ -168,6 +177,8 @@ fn main() -> ExitCode {
         network: cli.network,
         mounts: cli.mounts,
         no_seccomp: cli.no_seccomp,
+        security: cli.security,
+        rlimits: cli.ulimits,
         stdin: cli.interactive,
         stdout: Output::Stderr,
         stderr: Output::Inherit,

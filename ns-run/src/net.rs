@@ -66,10 +66,29 @@ pub(crate) fn resolv(host: &str, network: Network) -> String {
                 s.push_str(l);
                 s.push('\n');
             }
+            // no nameserver left: BuildKit's (libnetwork's) defaults, IPv6 ones included
+            if !s
+                .lines()
+                .any(|l| l.split_whitespace().next() == Some("nameserver"))
+            {
+                for ns in DEFAULT_NAMESERVERS {
+                    s.push_str("nameserver ");
+                    s.push_str(ns);
+                    s.push('\n');
+                }
+            }
             s
         }
     }
 }
+
+/// The name servers BuildKit writes when none of the host's is left after filtering.
+const DEFAULT_NAMESERVERS: [&str; 4] = [
+    "8.8.8.8",
+    "8.8.4.4",
+    "2001:4860:4860::8888",
+    "2001:4860:4860::8844",
+];
 
 /// A running user-mode network helper, stopped on drop.
 pub(crate) struct NetHelper {
@@ -249,6 +268,20 @@ mod tests {
             "search x\nnameserver 10.1.1.1\n"
         );
         assert_eq!(resolv(host, Network::Host), host);
+        // nothing left: BuildKit's defaults
+        assert_eq!(
+            resolv(
+                "search x\nnameserver 127.0.0.53\nnameserver ::1\n",
+                Network::Pasta
+            ),
+            "search x\nnameserver 8.8.8.8\nnameserver 8.8.4.4\n\
+             nameserver 2001:4860:4860::8888\nnameserver 2001:4860:4860::8844\n"
+        );
+        assert_eq!(
+            resolv("", Network::None),
+            "nameserver 8.8.8.8\nnameserver 8.8.4.4\n\
+             nameserver 2001:4860:4860::8888\nnameserver 2001:4860:4860::8844\n"
+        );
         assert_eq!(
             resolv(host, Network::Slirp),
             "nameserver 10.0.2.3\nsearch x\n"

@@ -454,6 +454,8 @@ fn run_in(
         network: spec.network,
         mounts: spec.mounts.clone(),
         seccomp: !spec.no_seccomp,
+        insecure: spec.security == crate::Security::Insecure,
+        rlimits: spec.rlimits.clone(),
         overlay: spec.overlay,
         rootless,
         setgroups_allowed,

@@ -23,26 +23,23 @@ pub(crate) struct Prepared {
 
 const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
-/// Paths Docker masks in /proc (`/dev/null` over files, an empty read-only tmpfs over dirs).
-const MASKED: &[&str] = &[
-    "proc/asound",
-    "proc/acpi",
-    "proc/kcore",
-    "proc/keys",
-    "proc/latency_stats",
-    "proc/timer_list",
-    "proc/timer_stats",
-    "proc/sched_debug",
-    "proc/scsi",
+/// Paths containerd's default spec (BuildKit's) masks in /proc and /sys (`/dev/null` over
+/// files, an empty read-only tmpfs over dirs): (`true` = under /sys, else /proc, path).
+const MASKED: &[(bool, &str)] = &[
+    (false, "asound"),
+    (false, "acpi"),
+    (false, "kcore"),
+    (false, "keys"),
+    (false, "latency_stats"),
+    (false, "timer_list"),
+    (false, "timer_stats"),
+    (false, "sched_debug"),
+    (false, "scsi"),
+    (true, "firmware"),
+    (true, "devices/virtual/powercap"),
 ];
-/// Paths Docker makes read-only in /proc.
-const READONLY: &[&str] = &[
-    "proc/bus",
-    "proc/fs",
-    "proc/irq",
-    "proc/sys",
-    "proc/sysrq-trigger",
-];
+/// Paths containerd's default spec makes read-only in /proc.
+const READONLY: &[&str] = &["bus", "fs", "irq", "sys", "sysrq-trigger"];
 
 fn mnt(
     src: Option<&Path>,
@@ -57,9 +54,14 @@ fn mnt(
 
 /// Remounts the bind mount at `dst` read-only, keeping the flags the kernel may have locked.
 fn remount_ro(dst: &Path, stage: &str) -> Result<(), ChildError> {
+    remount_ro_with(dst, MsFlags::empty(), stage)
+}
+
+/// [`remount_ro`] adding `extra` flags.
+fn remount_ro_with(dst: &Path, extra: MsFlags, stage: &str) -> Result<(), ChildError> {
     let st = nix::sys::statvfs::statvfs(dst).ctx(stage, dst.display())?;
     let f = st.flags();
-    let mut flags = MsFlags::MS_REMOUNT | MsFlags::MS_BIND | MsFlags::MS_RDONLY;
+    let mut flags = MsFlags::MS_REMOUNT | MsFlags::MS_BIND | MsFlags::MS_RDONLY | extra;
     for (sv, ms) in [
         (nix::sys::statvfs::FsFlags::ST_NOSUID, MsFlags::MS_NOSUID),
         (nix::sys::statvfs::FsFlags::ST_NODEV, MsFlags::MS_NODEV),
@@ -175,10 +177,14 @@ pub(crate) fn setup(cfg: &InitConfig) -> Result<Prepared, ChildError> {
     )?;
     // /dev
     let dev = at(&dev_t);
-    mount_dev(&dev, cfg.rootless)?;
+    mount_dev(&dev, cfg.rootless, proc_dir.join("kcore").exists())?;
     // /sys, read-only
     let sys = at(&sys_t);
-    let ro = MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+    // (read-write for `security.insecure`, as BuildKit's WithWriteableSysfs)
+    let mut ro = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+    if !cfg.insecure {
+        ro |= MsFlags::MS_RDONLY;
+    }
     if mount(Some("sysfs"), &sys, Some("sysfs"), ro, None::<&str>).is_err() {
         // Not the owner of the network namespace (rootless with the host's network).
         mnt(
@@ -189,11 +195,22 @@ pub(crate) fn setup(cfg: &InitConfig) -> Result<Prepared, ChildError> {
             None,
             "bind sys",
         )?;
-        remount_ro(&sys, "remount sys read-only")?;
+        if !cfg.insecure {
+            remount_ro(&sys, "remount sys read-only")?;
+        }
     }
-    // Docker's masked and read-only /proc paths.
-    for p in MASKED {
-        let d = root.join(p);
+    // containerd's masked and read-only paths (none for `security.insecure`).
+    let (masked, readonly) = if cfg.insecure {
+        (&[][..], &[][..])
+    } else {
+        (MASKED, READONLY)
+    };
+    for (in_sys, p) in masked {
+        let d = if *in_sys {
+            sys.join(p)
+        } else {
+            proc_dir.join(p)
+        };
         match fs::symlink_metadata(&d) {
             Ok(m) if m.is_dir() => mnt(
                 Some(Path::new("tmpfs")),
@@ -214,8 +231,8 @@ pub(crate) fn setup(cfg: &InitConfig) -> Result<Prepared, ChildError> {
             Err(_) => {}
         }
     }
-    for p in READONLY {
-        let d = root.join(p);
+    for p in readonly {
+        let d = proc_dir.join(p);
         if d.exists() {
             mnt(
                 Some(&d),
@@ -242,7 +259,9 @@ pub(crate) fn setup(cfg: &InitConfig) -> Result<Prepared, ChildError> {
         fs::set_permissions(&src, fs::Permissions::from_mode(0o644)).ctx("chmod", src.display())?;
         let dst = at(rel);
         mnt(Some(&src), &dst, None, MsFlags::MS_BIND, None, "bind")?;
-        remount_ro(&dst, "remount read-only")?;
+        // as BuildKit's binds: ro, nosuid, nodev, noexec
+        let nx = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+        remount_ro_with(&dst, nx, "remount read-only")?;
     }
     // RUN --mount, parents before children (as Docker sorts them).
     let mut order: Vec<usize> = (0..cfg.mounts.len()).collect();
@@ -597,7 +616,7 @@ fn create_in_dev(dev: &Path, rest: &Path, kind: Kind) -> Result<(), ChildError> 
     Ok(())
 }
 
-fn mount_dev(dev: &Path, rootless: bool) -> Result<(), ChildError> {
+fn mount_dev(dev: &Path, rootless: bool, kcore: bool) -> Result<(), ChildError> {
     mnt(
         Some(Path::new("tmpfs")),
         dev,
@@ -675,6 +694,10 @@ fn mount_dev(dev: &Path, rootless: bool) -> Result<(), ChildError> {
         ("stderr", "/proc/self/fd/2"),
         ("core", "/proc/kcore"),
     ] {
+        // as runc: `core` only when the kernel has /proc/kcore
+        if link == "core" && !kcore {
+            continue;
+        }
         std::os::unix::fs::symlink(to, dev.join(link)).ctx("symlink", dev.join(link).display())?;
     }
     let _ = fs::metadata(dev).map(|m| m.mode());

@@ -41,6 +41,14 @@ pub struct RunSpec {
     pub mounts: Vec<MountSpec>,
     /// Disable the default seccomp profile (`--no-seccomp`).
     pub no_seccomp: bool,
+    /// `RUN --security`: the default sandbox, or `insecure` (every capability, no seccomp,
+    /// no masked or read-only `/proc` paths, `/sys` writable), BuildKit's
+    /// `security.insecure` entitlement.
+    pub security: Security,
+    /// Resource limits of the command (`--ulimit`), applied before it is executed; later
+    /// entries of a kind win. Without a `nofile` entry the soft `RLIMIT_NOFILE` is raised to
+    /// the hard one (what a RUN step inherits from buildkitd).
+    pub rlimits: Vec<crate::Rlimit>,
     /// Give the command the caller's stdin; otherwise stdin is `/dev/null`.
     pub stdin: bool,
     /// Where the command's stdout goes.
@@ -113,6 +121,41 @@ impl fmt::Display for Network {
             Self::Host => "host",
             Self::Slirp => "slirp",
             Self::Pasta => "pasta",
+        })
+    }
+}
+
+/// The security mode of a run (`RUN --security`).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Security {
+    /// Docker's default capabilities, seccomp profile, masked and read-only paths.
+    #[default]
+    Sandbox,
+    /// BuildKit's `security.insecure`: every capability the runtime has (bounding, permitted,
+    /// effective, inheritable and ambient), no seccomp filter, no masked or read-only paths,
+    /// `/sys` mounted read-write.
+    Insecure,
+}
+
+impl FromStr for Security {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "sandbox" => Ok(Self::Sandbox),
+            "insecure" => Ok(Self::Insecure),
+            other => Err(format!(
+                "unknown security mode {other:?} (sandbox, insecure)"
+            )),
+        }
+    }
+}
+
+impl fmt::Display for Security {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Sandbox => "sandbox",
+            Self::Insecure => "insecure",
         })
     }
 }

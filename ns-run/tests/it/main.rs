@@ -7,6 +7,7 @@ mod mounts;
 mod network;
 mod reexec;
 mod rootless;
+mod sandbox;
 mod user;
 
 use std::path::{Path, PathBuf};
@@ -23,6 +24,9 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_ns-run");
 static INIT_HOOK: extern "C" fn() = init_hook;
 
 extern "C" fn init_hook() {
+    if std::env::var_os(sandbox::PROBE_ENV).is_some() {
+        sandbox::probe();
+    }
     ns_run::init_if_requested();
 }
 
@@ -148,6 +152,8 @@ fn help_lists_every_flag() {
         "--no-seccomp",
         "--interactive",
         "--overlay",
+        "--security",
+        "--ulimit",
     ] {
         assert!(s.contains(f), "{f} missing from --help");
     }
