@@ -38,6 +38,9 @@ pub struct BuildResult {
     /// digest each registry has.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub pushed: Vec<crate::registry::Pushed>,
+    /// One entry per `--output`: what was written where (absent without `--output`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub outputs: Vec<crate::output::OutputReport>,
 }
 
 /// The `--metadata-file` document.
@@ -182,6 +185,7 @@ pub fn build(opts: &BuildOptions, progress: &Progress) -> Result<BuildOutcome, B
         .for_each(|r| bases.keep_local(r));
     // context
     let mut _stdin_tmp = None;
+    let mut _remote = None;
     let mut stdin_remfile = None;
     let context_root = match &opts.context {
         ContextSource::Dir(d) => {
@@ -189,6 +193,18 @@ pub fn build(opts: &BuildOptions, progress: &Progress) -> Result<BuildOutcome, B
                 return Err(BuildError::Context(d.clone()));
             }
             std::fs::canonicalize(d).map_err(io(d))?
+        }
+        ContextSource::Remote(url) => {
+            let sock = opts
+                .ssh
+                .iter()
+                .find(|s| s.id == "default")
+                .map(|s| s.socket.clone());
+            let r = crate::remote::fetch(&store, url, crate::remote::HttpUse::Main, sock)?;
+            stdin_remfile.clone_from(&r.remfile);
+            let p = r.root.clone();
+            _remote = Some(r);
+            p
         }
         ContextSource::Stdin => {
             let data = read_stdin()?;
@@ -221,7 +237,7 @@ pub fn build(opts: &BuildOptions, progress: &Progress) -> Result<BuildOutcome, B
                     // a tar context on stdin: `-f` names a file inside it, as in Docker
                     let shown = p.display().to_string();
                     let p = match opts.context {
-                        ContextSource::Stdin => context_root.join(
+                        ContextSource::Stdin | ContextSource::Remote(_) => context_root.join(
                             crate::ignore::clean(&format!("/{}", p.display()))
                                 .trim_start_matches('/'),
                         ),
@@ -314,7 +330,11 @@ pub fn build(opts: &BuildOptions, progress: &Progress) -> Result<BuildOutcome, B
         context_root.clone(),
         exec_opts,
         progress,
-        StatCache::load(Some(stat_path)),
+        // a remote context is a new directory each time: no stat cache kept for it
+        StatCache::load(match opts.context {
+            ContextSource::Remote(_) => None,
+            _ => Some(stat_path),
+        }),
     )
     .with_bases(&bases);
     let result = ex.run();
@@ -355,11 +375,19 @@ pub fn build(opts: &BuildOptions, progress: &Progress) -> Result<BuildOutcome, B
         manifest_size: written.manifest.size,
         platform: target.platform.clone(),
         pushed: Vec::new(),
+        outputs: Vec::new(),
     };
-    crate::output::write_outputs(&store, &opts.outputs, &written.manifest, &opts.tags)?;
+    let written_outputs = crate::output::write_outputs(
+        &store,
+        &opts.outputs,
+        &written.manifest,
+        &opts.tags,
+        &opts.push_to,
+        &ropts,
+    )?;
     let mut result = result;
-    result.pushed =
-        crate::registry::push_all(&store, &written.manifest.digest, &opts.push_to, &ropts)?;
+    result.pushed = written_outputs.pushed;
+    result.outputs = written_outputs.reports;
     let mut cache_exported = None;
     for c in &opts.cache_to {
         let keys = cache_keys(&plan, &reports, c.max);

@@ -97,156 +97,7 @@ impl NetworkMode {
     }
 }
 
-/// Kinds of `--output`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum OutputKind {
-    /// An OCI image layout (tar, or a directory with `tar=false`).
-    Oci,
-    /// A `docker load` archive.
-    Docker,
-    /// The flattened root filesystem written into a directory.
-    Local,
-    /// The flattened root filesystem as a tar file.
-    Tar,
-    /// Pushed to a registry (`name=`, else every `-t` tag).
-    Registry,
-}
-
-/// One `--output`.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct OutputSpec {
-    /// What to write.
-    pub kind: OutputKind,
-    /// Where.
-    pub dest: PathBuf,
-    /// For `oci`: a tar file (true, default) or a layout directory (false).
-    pub tar: bool,
-    /// An image name recorded in the archive (`name=`), else the first tag.
-    pub name: Option<String>,
-}
-
-impl OutputSpec {
-    /// Whether the output goes to stdout (`dest=-`: a tar stream, as BuildKit's).
-    pub fn is_stdout(&self) -> bool {
-        self.tar && self.dest.as_os_str() == "-"
-    }
-
-    /// Parses `type=oci|docker|local|tar,dest=PATH[,tar=false][,name=N]`,
-    /// `type=registry[,name=REF]` (also `type=image,push=true[,name=REF]`), a bare `PATH`
-    /// (Docker's shorthand for `type=local,dest=PATH`) or `-` (`type=tar,dest=-`). As in
-    /// BuildKit, `dest=-` (the default of `oci` and `tar`) is stdout for the tar kinds and an
-    /// error for the directory kinds.
-    pub fn parse(spec: &str) -> Result<Self, UsageError> {
-        let err = |reason: &str| UsageError::Output {
-            spec: spec.to_string(),
-            reason: reason.into(),
-        };
-        if spec == "-" {
-            return Ok(OutputSpec {
-                kind: OutputKind::Tar,
-                dest: spec.into(),
-                tar: true,
-                name: None,
-            });
-        }
-        if !spec.contains('=') {
-            if spec.is_empty() {
-                return Err(err("empty"));
-            }
-            return Ok(OutputSpec {
-                kind: OutputKind::Local,
-                dest: spec.into(),
-                tar: false,
-                name: None,
-            });
-        }
-        let (mut kind, mut dest, mut tar, mut name, mut push) = (None, None, true, None, None);
-        for field in spec.split(',') {
-            let (k, v) = field
-                .split_once('=')
-                .ok_or_else(|| err("expected KEY=VALUE fields"))?;
-            match k.trim() {
-                "type" => {
-                    kind = Some(match v {
-                        "oci" => OutputKind::Oci,
-                        "docker" => OutputKind::Docker,
-                        "local" => OutputKind::Local,
-                        "tar" => OutputKind::Tar,
-                        "registry" => OutputKind::Registry,
-                        "image" => {
-                            push.get_or_insert(false);
-                            OutputKind::Registry
-                        }
-                        _ => return Err(err("type must be oci, docker, local, tar or registry")),
-                    });
-                }
-                "dest" => {
-                    if v.is_empty() {
-                        return Err(err("empty dest"));
-                    }
-                    dest = Some(PathBuf::from(v));
-                }
-                "tar" => {
-                    tar = match v {
-                        "true" => true,
-                        "false" => false,
-                        _ => return Err(err("tar must be true or false")),
-                    };
-                }
-                "name" => name = Some(v.to_string()),
-                "push" => {
-                    push = Some(match v {
-                        "true" => true,
-                        "false" => false,
-                        _ => return Err(err("push must be true or false")),
-                    });
-                }
-                other => return Err(err(&format!("unknown field {other:?}"))),
-            }
-        }
-        let kind = kind.ok_or_else(|| err("missing type="))?;
-        if kind == OutputKind::Registry {
-            if push == Some(false) {
-                return Err(err("type=image stores the image: use -t (or push=true)"));
-            }
-            if dest.is_some() {
-                return Err(err("type=registry takes name=, not dest="));
-            }
-            if name.as_deref() == Some("") {
-                return Err(err("empty name"));
-            }
-            return Ok(OutputSpec {
-                kind,
-                dest: PathBuf::new(),
-                tar: false,
-                name,
-            });
-        }
-        if push.is_some() {
-            return Err(err("push= applies only to type=registry or type=image"));
-        }
-        if !tar && kind != OutputKind::Oci {
-            return Err(err("tar=false applies only to type=oci"));
-        }
-        let to_file = tar && kind != OutputKind::Local;
-        let dest = match dest {
-            Some(d) if d.as_os_str() == "-" && !to_file => {
-                return Err(err("dest cannot be stdout for a directory output"));
-            }
-            Some(d) => d,
-            // BuildKit: the tar kinds default to stdout (docker loads into the daemon: none here)
-            None if to_file && kind != OutputKind::Docker => PathBuf::from("-"),
-            None => return Err(err("missing dest=")),
-        };
-        Ok(OutputSpec {
-            kind,
-            dest,
-            tar: tar && kind != OutputKind::Local,
-            name,
-        })
-    }
-}
+pub use crate::output::{OutputKind, OutputSpec};
 
 /// One `--cache-to` / `--cache-from`: `type=registry,ref=REF[,mode=min|max]`.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -343,8 +194,9 @@ pub struct Cli {
     #[arg(long, value_name = "FILE")]
     pub metadata_file: Option<PathBuf>,
     /// An output: `type=oci|docker|local|tar,dest=PATH` (`dest=-` or none: stdout for `oci` and
-    /// `tar`; `local` merges into an existing directory), `-` (a tar on stdout) or
-    /// `type=registry[,name=REF]` (repeatable).
+    /// `tar`; `docker` without dest: the image in the store; `local` merges into an existing
+    /// directory), `-` (a tar on stdout), `type=image|registry[,name=REF][,push=true]`, with
+    /// BuildKit's `compression=`, `oci-mediatypes=`, ... (repeatable).
     #[arg(short = 'o', long = "output", value_name = "SPEC")]
     pub outputs: Vec<String>,
     /// The store directory (default: $PELAGOS_STORE, /var/lib/pelagos for root, else
@@ -407,6 +259,8 @@ pub enum ContextSource {
     Dir(PathBuf),
     /// A tar archive (or a lone Remfile) on stdin.
     Stdin,
+    /// A git repository or an `http(s)://` URL (see [`crate::remote`]).
+    Remote(String),
 }
 
 /// Validated options of one build.
@@ -492,8 +346,13 @@ impl Cli {
         self,
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<BuildOptions, UsageError> {
+        // as docker's CLI: `-`, then a local directory, then a git or http(s) URL
         let context = if self.context == "-" {
             ContextSource::Stdin
+        } else if !std::path::Path::new(&self.context).is_dir()
+            && crate::remote::is_remote(&self.context)
+        {
+            ContextSource::Remote(self.context.clone())
         } else {
             ContextSource::Dir(PathBuf::from(&self.context))
         };
@@ -537,25 +396,14 @@ impl Cli {
             .iter()
             .map(|o| OutputSpec::parse(o))
             .collect::<Result<Vec<_>, _>>()?;
-        if let Some(second) = outputs.iter().filter(|o| o.is_stdout()).nth(1) {
-            return Err(UsageError::Output {
-                spec: second.dest.display().to_string(),
-                reason: "multiple outputs configured to write to stdout".into(),
-            });
-        }
+        crate::output::check_outputs(&outputs, &self.tags)?;
+        // `--push`; pushing outputs are pushed by [`crate::output::write_outputs`]
         let mut push_to: Vec<String> = Vec::new();
         if self.push {
             if self.tags.is_empty() {
                 return Err(UsageError::NoPushName("--push"));
             }
             push_to.extend(self.tags.iter().cloned());
-        }
-        for o in outputs.iter().filter(|o| o.kind == OutputKind::Registry) {
-            match (&o.name, self.tags.is_empty()) {
-                (Some(n), _) => push_to.extend(n.split(',').map(str::to_string)),
-                (None, false) => push_to.extend(self.tags.iter().cloned()),
-                (None, true) => return Err(UsageError::NoPushName("--output type=registry")),
-            }
         }
         for p in &push_to {
             image_store::Reference::parse(p).map_err(|e| UsageError::Tag(format!("{p}: {e}")))?;
@@ -786,8 +634,9 @@ mod tests {
             &[],
         )
         .unwrap();
-        // duplicates (the tags named again by type=image) are pushed once
-        assert_eq!(o.push_to, ["r.example:5000/a:1", "b:2", "c:3"]);
+        // --push: the tags; outputs push their own names (see output::write_outputs)
+        assert_eq!(o.push_to, ["r.example:5000/a:1", "b:2"]);
+        assert_eq!(o.outputs[0].names(), ["c:3"]);
         assert_eq!(o.insecure_registries, ["r.example:5000"]);
         assert!(o.cache_to[0].max && !o.cache_from[0].max);
         assert_eq!(o.cache_from[0].reference, "r.example:5000/cache:x");
@@ -858,52 +707,14 @@ mod tests {
     }
 
     #[test]
-    fn output_specs() {
-        let o = OutputSpec::parse("type=oci,dest=/x/o,tar=false,name=app:1").unwrap();
-        assert_eq!(o.kind, OutputKind::Oci);
-        assert!(!o.tar);
-        assert_eq!(o.name.as_deref(), Some("app:1"));
-        assert!(OutputSpec::parse("type=docker,dest=d.tar").unwrap().tar);
-        assert!(!OutputSpec::parse("type=local,dest=d").unwrap().tar);
-        assert_eq!(OutputSpec::parse("outdir").unwrap().kind, OutputKind::Local);
-        // stdout, as BuildKit: `-`, dest=- and no dest for the tar kinds
-        for spec in [
-            "-",
-            "type=tar,dest=-",
-            "type=tar",
-            "type=oci",
-            "type=oci,dest=-",
-        ] {
-            assert!(OutputSpec::parse(spec).unwrap().is_stdout(), "{spec}");
-        }
-        assert_eq!(OutputSpec::parse("-").unwrap().kind, OutputKind::Tar);
-        assert!(
-            !OutputSpec::parse("type=oci,dest=o.tar")
-                .unwrap()
-                .is_stdout()
-        );
+    fn output_flags() {
         assert!(matches!(
             opts(&["-o", "-", "-o", "type=oci"], &[]),
             Err(UsageError::Output { .. })
         ));
-        for bad in [
-            "type=local,dest=-",
-            "type=oci,tar=false,dest=-",
-            "type=oci,tar=false",
-            "type=docker",
-            "type=local",
-            "dest=x",
-            "type=zip,dest=x",
-            "type=tar,dest=x,tar=false",
-            "type=oci,dest=",
-            "type=oci,dest=x,foo=1",
-            "type=registry,dest=x",
-            "type=image,name=x",
-            "type=registry,name=",
-            "type=oci,dest=x,push=true",
-            "",
-        ] {
-            assert!(OutputSpec::parse(bad).is_err(), "{bad}");
-        }
+        let o = opts(&["-o", "type=docker", "-o", "type=image,name=x:1"], &[]).unwrap();
+        assert_eq!(o.outputs[0].kind, OutputKind::Docker);
+        assert!(o.push_to.is_empty());
+        assert!(opts(&["-o", "type=image,name=Bad:x"], &[]).is_err());
     }
 }

@@ -11,9 +11,15 @@
 //!   an unchanged directory keeps the cache);
 //! - `docker-image://REF`: the image `REF` (from the store, else pulled);
 //! - `oci-layout://PATH[:TAG|@DIGEST]`: the image of an OCI layout (tag `latest` by default, or the
-//!   only image of the layout), loaded untagged.
+//!   only image of the layout), loaded untagged;
+//! - a git repository (`https://host/repo.git#ref:subdir`, `git://…`, `ssh://…`,
+//!   `git@host:repo`): a one-layer image of the checkout (or its subdir), as a directory;
+//! - another `http(s)://` URL: a one-layer image holding the download as the file `context`
+//!   (BuildKit's HTTP named context; see [`crate::remote`]).
 //!
-//! Directories and layouts are named by digest (`localhost/pelagos-build-context@sha256:...`) and
+//! `target:STAGE` is buildx bake's, not `buildx build`'s: refused.
+//!
+//! Directories, remote contexts and layouts are named by digest (`localhost/pelagos-build-context@sha256:...`) and
 //! never pulled, not even with `--pull`.
 
 use std::path::{Path, PathBuf};
@@ -52,6 +58,10 @@ pub enum ContextValue {
         /// `@DIGEST`.
         digest: Option<String>,
     },
+    /// A git repository URL.
+    Git(String),
+    /// An `http(s)://` URL (not a git repository).
+    Http(String),
 }
 
 /// One `--build-context NAME=VALUE`.
@@ -95,9 +105,18 @@ impl NamedContext {
                 tag,
                 digest,
             }
-        } else if value.contains("://") || value.starts_with("git@") {
+        } else if crate::git::is_git_source(value) {
+            crate::git::parse(value).map_err(|e| err(&e.to_string()))?;
+            ContextValue::Git(value.to_string())
+        } else if crate::fetch::is_url(value) {
+            ContextValue::Http(value.to_string())
+        } else if value.starts_with("target:") {
             return Err(err(
-                "only a local directory, docker-image:// and oci-layout:// are supported",
+                "target: contexts are a buildx bake feature (buildx build does not take them)",
+            ));
+        } else if value.contains("://") {
+            return Err(err(
+                "expected a directory, docker-image://, oci-layout://, a git repository or an http(s) URL",
             ));
         } else {
             ContextValue::Dir(PathBuf::from(value))
@@ -147,7 +166,11 @@ impl Overrides {
                 ContextValue::Image(r) => {
                     remfile_plan::reference::normalize(r).map_err(|e| usage(c, &e.to_string()))?
                 }
-                ContextValue::Dir(d) => dir_image(store, c, d)?,
+                ContextValue::Dir(d) => dir_image(store, c, d, true)?,
+                ContextValue::Git(url) | ContextValue::Http(url) => {
+                    let r = crate::remote::fetch(store, url, crate::remote::HttpUse::Named, None)?;
+                    dir_image(store, c, &r.root, false)?
+                }
                 ContextValue::OciLayout { path, tag, digest } => {
                     layout_image(store, c, path, tag.as_deref(), digest.as_deref())?
                 }
@@ -273,16 +296,22 @@ fn describe(v: &ContextValue) -> String {
         ContextValue::Dir(d) => d.display().to_string(),
         ContextValue::Image(r) => format!("docker-image://{r}"),
         ContextValue::OciLayout { path, .. } => format!("oci-layout://{}", path.display()),
+        ContextValue::Git(u) | ContextValue::Http(u) => crate::git::redact(u),
     }
 }
 
 /// A one-layer image of the directory's files; its config has no time, so the same files give
 /// the same manifest (and the cache holds).
-fn dir_image(store: &Store, c: &NamedContext, dir: &Path) -> Result<String, BuildError> {
+fn dir_image(
+    store: &Store,
+    c: &NamedContext,
+    dir: &Path,
+    local: bool,
+) -> Result<String, BuildError> {
     if !dir.is_dir() {
         return Err(usage(c, "not a directory"));
     }
-    let layer = dir_layer(store, c, dir)?;
+    let layer = dir_layer(store, c, dir, local)?;
     let platform = Platform::host();
     let config = ImageConfig {
         created: None,
@@ -313,16 +342,18 @@ fn dir_layer(
     store: &Store,
     c: &NamedContext,
     dir: &Path,
+    local: bool,
 ) -> Result<(String, Digest, u64, Digest), BuildError> {
     use std::os::unix::fs::MetadataExt;
-    // BuildKit reads the `.dockerignore` of a local named context (only that name)
+    // BuildKit reads the `.dockerignore` of a local named context (only that name; not of a
+    // remote one)
     let ignore_file = dir.join(".dockerignore");
     let ignore = match std::fs::read(&ignore_file) {
-        Ok(b) => crate::ignore::IgnoreMatcher::parse(
+        Ok(b) if local => crate::ignore::IgnoreMatcher::parse(
             &String::from_utf8_lossy(&b),
             &ignore_file.display().to_string(),
         )?,
-        Err(_) => crate::ignore::IgnoreMatcher::default(),
+        _ => crate::ignore::IgnoreMatcher::default(),
     };
     let rel_of = |p: &Path| -> Option<String> {
         p.strip_prefix(dir)
@@ -522,12 +553,22 @@ mod tests {
                 ..
             }
         ));
+        let g = NamedContext::parse("x=https://h/repo.git#main:sub").unwrap();
+        assert_eq!(
+            g.value,
+            ContextValue::Git("https://h/repo.git#main:sub".into())
+        );
+        let g = NamedContext::parse("x=git@h:r.git").unwrap();
+        assert_eq!(g.value, ContextValue::Git("git@h:r.git".into()));
+        let h = NamedContext::parse("x=http://h/ctx.tar.gz").unwrap();
+        assert_eq!(h.value, ContextValue::Http("http://h/ctx.tar.gz".into()));
         for bad in [
             "noequals",
             "=dir",
             "x=",
-            "x=https://h/repo.git",
-            "x=git@h:r.git",
+            "x=https://h/repo.git?bogus=1",
+            "x=target:base",
+            "x=ftp://h/f",
             "x=docker-image://UPPER",
             "x=oci-layout://",
             "x=oci-layout://p@sha256:zz",

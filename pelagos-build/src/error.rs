@@ -14,6 +14,14 @@ pub enum BuildError {
     /// The context is not a directory.
     #[error("build context {0} is not a directory")]
     Context(PathBuf),
+    /// A remote context (git repository or URL) could not be fetched (exit status 1).
+    #[error("remote context {url}: {message}")]
+    RemoteContext {
+        /// The URL (credentials redacted).
+        url: String,
+        /// Why (credentials redacted).
+        message: String,
+    },
     /// A file could not be read or written.
     #[error("{path}: {source}")]
     Io {

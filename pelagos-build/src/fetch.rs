@@ -56,6 +56,12 @@ pub struct Download {
     pub file_name: String,
 }
 
+/// How long connecting to a server may take.
+pub const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+/// How long a server may take to start its response (a server that accepts and never answers
+/// fails the download then).
+pub const RESPONSE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
+
 /// Whether an ADD source is a URL.
 pub fn is_url(s: &str) -> bool {
     s.starts_with("http://") || s.starts_with("https://")
@@ -96,14 +102,21 @@ pub fn parse_checksum(s: &str) -> Result<String, FetchError> {
 /// Downloads `url` into `dest`; with `checksum` the content must match it.
 pub fn download(url: &str, dest: &Path, checksum: Option<&str>) -> Result<Download, FetchError> {
     if !is_url(url) {
-        return Err(FetchError::Scheme(url.to_string()));
+        return Err(FetchError::Scheme(crate::git::redact(url)));
     }
     let expected = checksum.map(parse_checksum).transpose()?;
+    // credentials of the URL go to the server (basic auth) only, never into a message
     let http = |message: String| FetchError::Http {
-        url: url.to_string(),
-        message,
+        url: crate::git::redact(url),
+        message: crate::git::redact(&message),
     };
-    let resp = ureq::get(url).call().map_err(|e| http(e.to_string()))?;
+    let resp = ureq::get(url)
+        .config()
+        .timeout_connect(Some(CONNECT_TIMEOUT))
+        .timeout_recv_response(Some(RESPONSE_TIMEOUT))
+        .build()
+        .call()
+        .map_err(|e| http(e.to_string()))?;
     let mtime = resp
         .headers()
         .get("last-modified")
@@ -137,7 +150,7 @@ pub fn download(url: &str, dest: &Path, checksum: Option<&str>) -> Result<Downlo
     {
         let _ = std::fs::remove_file(dest);
         return Err(FetchError::Checksum {
-            url: url.to_string(),
+            url: crate::git::redact(url),
             expected: exp,
             actual: digest,
         });
@@ -266,5 +279,12 @@ mod tests {
             download(&format!("{}/missing", srv.base), &d.path().join("c"), None),
             Err(FetchError::Http { .. })
         ));
+        // credentials reach the server only, never a message
+        let with_creds = srv.base.replace("http://", "http://u:s3cret@");
+        let e = download(&format!("{with_creds}/missing"), &d.path().join("c"), None)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("http://xxxxx:xxxxx@127.0.0.1"), "{e}");
+        assert!(!e.contains("s3cret"), "{e}");
     }
 }

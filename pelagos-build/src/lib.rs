@@ -12,7 +12,9 @@
 //! - [`secrets`]: `--secret` and `--ssh` for `RUN --mount=type=secret|ssh`;
 //! - [`ssh`]: private agents for `--ssh ID=KEYFILE`;
 //! - [`git`]: `ADD` of git repositories;
-//! - [`extra`] and [`contexts`]: buildx flags (`--build-context`, `--add-host`, ...).
+//! - [`extra`] and [`contexts`]: buildx flags (`--build-context`, `--add-host`, ...);
+//! - [`remote`]: git repositories and URLs as the context or a named context;
+//! - [`output`]: `--output` specs (buildx's CSV and BuildKit's attributes) and exporters.
 
 pub mod archive;
 pub mod build;
@@ -31,6 +33,7 @@ pub mod output;
 pub mod perms;
 pub mod progress;
 pub mod registry;
+pub mod remote;
 pub mod secrets;
 pub mod ssh;
 pub mod steps;

@@ -673,14 +673,14 @@ fn copy_step(
         ));
     }
     // git sources: resolved to commits now (the commit is in the key), checked out on a miss
-    let git_env = crate::git::GitEnv {
-        ssh_auth_sock: ex
-            .opts
+    let git_env = crate::git::GitEnv::from_env(
+        ex.opts
             .ssh
             .iter()
             .find(|s| s.id == "default")
             .map(|s| s.socket.clone()),
-    };
+    )
+    .map_err(|e| input(name, e))?;
     let gits = crate::git::resolve_all(&gits, c.checksum.as_deref(), c.keep_git_dir, &git_env)
         .map_err(|e| failed(name, e))?;
     let req = CopyRequest {

@@ -25,7 +25,9 @@ mod url;
 
 pub use entries::{EntryOptions, entries};
 pub use redact::{redact, redact_plan};
-pub use remote::{GitEnv, Resolved, pick_ref, resolve};
+pub use remote::{
+    DEFAULT_TIMEOUT, GitEnv, Resolved, TIMEOUT_VAR, parse_timeout, pick_ref, resolve,
+};
 pub use url::{GitRef, GitSource, is_git_source, parse};
 
 /// A git source that cannot be used.

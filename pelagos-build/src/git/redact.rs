@@ -1,7 +1,9 @@
 //! URL credentials hidden from messages, progress lines and history entries.
 
-/// `s` with the credentials of every URL in it replaced by `xxxxx` (for ssh URLs only a
-/// password; the user name of `ssh://git@host` is kept).
+/// `s` with the credentials of every URL in it masked as BuildKit's
+/// `urlutil.RedactCredentials` does: a user and a password become `xxxxx:xxxxx`, a user alone
+/// (a token) `xxxxx`, a password alone `:xxxxx` (scp-like `git@host:path` has no URL
+/// credentials and stays as it is).
 pub fn redact(s: &str) -> String {
     if !s.contains('@') {
         return s.to_string();
@@ -11,34 +13,25 @@ pub fn redact(s: &str) -> String {
     while let Some(i) = rest.find("://") {
         let (head, tail) = rest.split_at(i + 3);
         out.push_str(head);
-        let sch_start = head[..i]
-            .char_indices()
-            .rev()
-            .find(|(_, c)| !c.is_ascii_alphanumeric() && !matches!(c, '+' | '.' | '-'))
-            .map_or(0, |(p, c)| p + c.len_utf8());
-        let sch = head[sch_start..i].to_ascii_lowercase();
         let end = tail
-            .find(|c: char| c == '/' || c == '?' || c == '#' || c.is_whitespace() || c == '"')
+            .find(|c: char| {
+                c == '/' || c == '?' || c == '#' || c.is_whitespace() || c == '"' || c == '\''
+            })
             .unwrap_or(tail.len());
-        let authority = &tail[..end];
+        let authority = tail.get(..end).unwrap_or("");
         if let Some(at) = authority.rfind('@') {
-            let userinfo = &authority[..at];
-            if sch.ends_with("ssh") {
-                match userinfo.split_once(':') {
-                    Some((u, _)) => {
-                        out.push_str(u);
-                        out.push_str(":xxxxx");
-                    }
-                    None => out.push_str(userinfo),
-                }
-            } else {
-                out.push_str("xxxxx");
-            }
-            out.push_str(&authority[at..]);
+            let userinfo = authority.get(..at).unwrap_or("");
+            out.push_str(match userinfo.split_once(':') {
+                Some(("", _)) => ":xxxxx",
+                Some(_) => "xxxxx:xxxxx",
+                None if userinfo.is_empty() => "",
+                None => "xxxxx",
+            });
+            out.push_str(authority.get(at..).unwrap_or(""));
         } else {
             out.push_str(authority);
         }
-        rest = &tail[end..];
+        rest = tail.get(end..).unwrap_or("");
     }
     out.push_str(rest);
     out
@@ -74,13 +67,15 @@ mod tests {
     fn credentials_are_redacted() {
         assert_eq!(
             redact("ADD https://user:s3cret@h/r.git#main /x"),
-            "ADD https://xxxxx@h/r.git#main /x"
+            "ADD https://xxxxx:xxxxx@h/r.git#main /x"
         );
         assert_eq!(redact("https://tok3n@h/r.git"), "https://xxxxx@h/r.git");
+        assert_eq!(redact("https://:pw@h/r.git"), "https://:xxxxx@h/r.git");
         assert_eq!(
             redact("ssh://git:pw@h/r ssh://git@h/r"),
-            "ssh://git:xxxxx@h/r ssh://git@h/r"
+            "ssh://xxxxx:xxxxx@h/r ssh://xxxxx@h/r"
         );
+        assert_eq!(redact("'http://u:p@h/r'"), "'http://xxxxx:xxxxx@h/r'");
         assert_eq!(redact("git@h:o/r.git"), "git@h:o/r.git");
         assert_eq!(redact("https://h/a@b.git"), "https://h/a@b.git");
         let e = parse("https://u:s3cret@h/r.git?nope=1")

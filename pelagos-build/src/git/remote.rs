@@ -1,8 +1,10 @@
 //! The environment `git` runs in, and resolving a ref to a commit with `git ls-remote`.
 
 use std::collections::BTreeMap;
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 use super::GitError;
 use super::redact::{password, redact};
@@ -22,14 +24,57 @@ pub struct Resolved {
 }
 
 /// The environment `git` runs in: no system or global config, no prompts, only the four
-/// BuildKit protocols (also for submodules), and the `--ssh default` agent for ssh URLs.
-#[derive(Debug, Clone, Default)]
+/// BuildKit protocols (also for submodules), the `--ssh default` agent for ssh URLs, and a
+/// time limit per git command.
+#[derive(Debug, Clone)]
 pub struct GitEnv {
     /// The agent socket for ssh URLs (`--ssh default`).
     pub ssh_auth_sock: Option<PathBuf>,
+    /// How long one git command may take before it is killed (`None`: no limit).
+    pub timeout: Option<Duration>,
+}
+
+/// The variable that sets [`GitEnv::timeout`] (seconds; `0`: no limit).
+pub const TIMEOUT_VAR: &str = "PELAGOS_GIT_TIMEOUT";
+
+/// The default time limit of one git command.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(600);
+
+impl Default for GitEnv {
+    fn default() -> Self {
+        GitEnv {
+            ssh_auth_sock: None,
+            timeout: Some(DEFAULT_TIMEOUT),
+        }
+    }
+}
+
+/// Parses a [`TIMEOUT_VAR`] value: whole seconds, `0` for no limit.
+pub fn parse_timeout(v: &str) -> Result<Option<Duration>, GitError> {
+    match v.trim().parse::<u64>() {
+        Ok(0) => Ok(None),
+        Ok(n) => Ok(Some(Duration::from_secs(n))),
+        Err(_) => Err(GitError::Url {
+            url: format!("{TIMEOUT_VAR}={v:?}"),
+            reason: "expected whole seconds (0: no limit)".into(),
+        }),
+    }
 }
 
 impl GitEnv {
+    /// The environment for `ssh_auth_sock`, with the time limit of `$PELAGOS_GIT_TIMEOUT`
+    /// (default [`DEFAULT_TIMEOUT`]).
+    pub fn from_env(ssh_auth_sock: Option<PathBuf>) -> Result<GitEnv, GitError> {
+        let timeout = match std::env::var(TIMEOUT_VAR) {
+            Ok(v) if !v.trim().is_empty() => parse_timeout(&v)?,
+            _ => Some(DEFAULT_TIMEOUT),
+        };
+        Ok(GitEnv {
+            ssh_auth_sock,
+            timeout,
+        })
+    }
+
     fn command(&self) -> Command {
         let mut c = Command::new("git");
         c.env("GIT_CONFIG_NOSYSTEM", "1")
@@ -45,12 +90,72 @@ impl GitEnv {
             .env_remove("SSH_ASKPASS")
             .env_remove("GIT_DIR")
             .env_remove("GIT_WORK_TREE")
-            .stdin(Stdio::null());
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        // its own process group: a timeout kills git and its helpers (remote-http, ssh)
+        std::os::unix::process::CommandExt::process_group(&mut c, 0);
         match &self.ssh_auth_sock {
             Some(s) => c.env("SSH_AUTH_SOCK", s),
             None => c.env_remove("SSH_AUTH_SOCK"),
         };
         c
+    }
+
+    /// Runs `c` to completion or until the time limit: (status, stdout, stderr), or `None`
+    /// when it was killed for taking too long.
+    fn output(&self, c: &mut Command) -> std::io::Result<Option<std::process::Output>> {
+        let mut child = c.spawn()?;
+        let pid = child.id();
+        let read = |r: Option<Box<dyn Read + Send>>| {
+            std::thread::spawn(move || {
+                let mut v = Vec::new();
+                if let Some(mut r) = r {
+                    let _ = r.read_to_end(&mut v);
+                }
+                v
+            })
+        };
+        let out = read(
+            child
+                .stdout
+                .take()
+                .map(|r| Box::new(r) as Box<dyn Read + Send>),
+        );
+        let err = read(
+            child
+                .stderr
+                .take()
+                .map(|r| Box::new(r) as Box<dyn Read + Send>),
+        );
+        let started = Instant::now();
+        let mut pause = Duration::from_millis(1);
+        let status = loop {
+            if let Some(st) = child.try_wait()? {
+                break Some(st);
+            }
+            if self.timeout.is_some_and(|t| started.elapsed() >= t) {
+                // the whole group: git's helpers hold the pipes open too
+                if let Ok(pid) = i32::try_from(pid) {
+                    // SAFETY: kill has no memory preconditions; the group is our child's
+                    unsafe {
+                        libc::kill(-pid, libc::SIGKILL);
+                    }
+                }
+                let _ = child.kill();
+                let _ = child.wait();
+                break None;
+            }
+            std::thread::sleep(pause);
+            pause = (pause * 2).min(Duration::from_millis(50));
+        };
+        let stdout = out.join().unwrap_or_default();
+        let stderr = err.join().unwrap_or_default();
+        Ok(status.map(|status| std::process::Output {
+            status,
+            stdout,
+            stderr,
+        }))
     }
 
     /// Runs git; returns stdout, or the error with stderr's last lines (redacted).
@@ -65,10 +170,20 @@ impl GitEnv {
             c.current_dir(d);
         }
         c.args(args);
-        let o = c.output().map_err(|e| GitError::Git {
-            url: src.shown.clone(),
-            message: format!("cannot run git: {e}"),
-        })?;
+        let o = self
+            .output(&mut c)
+            .map_err(|e| GitError::Git {
+                url: src.shown.clone(),
+                message: format!("cannot run git: {e}"),
+            })?
+            .ok_or_else(|| GitError::Git {
+                url: src.shown.clone(),
+                message: format!(
+                    "git {}: no result within {}s, killed (set {TIMEOUT_VAR} to change the limit)",
+                    args.first().unwrap_or(&""),
+                    self.timeout.map_or(0, |t| t.as_secs())
+                ),
+            })?;
         if o.status.success() {
             return Ok(String::from_utf8_lossy(&o.stdout).into_owned());
         }
@@ -205,6 +320,39 @@ impl Resolved {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn timeouts() {
+        assert_eq!(parse_timeout("0").unwrap(), None);
+        assert_eq!(parse_timeout(" 5 ").unwrap(), Some(Duration::from_secs(5)));
+        assert!(parse_timeout("5s").is_err());
+        assert!(parse_timeout("-1").is_err());
+        assert_eq!(GitEnv::default().timeout, Some(DEFAULT_TIMEOUT));
+    }
+
+    #[test]
+    fn a_command_past_its_limit_is_killed_with_its_group() {
+        let env = GitEnv {
+            ssh_auth_sock: None,
+            timeout: Some(Duration::from_millis(300)),
+        };
+        // a child that outlives the shell keeps the pipes open unless the group is killed
+        let mut c = Command::new("sh");
+        c.args(["-c", "sleep 30 & sleep 30"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        std::os::unix::process::CommandExt::process_group(&mut c, 0);
+        let t = Instant::now();
+        assert!(env.output(&mut c).unwrap().is_none());
+        assert!(t.elapsed() < Duration::from_secs(10));
+        let mut c = Command::new("sh");
+        c.args(["-c", "echo out; echo err >&2"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let o = env.output(&mut c).unwrap().unwrap();
+        assert_eq!(o.stdout, b"out\n");
+        assert_eq!(o.stderr, b"err\n");
+    }
 
     #[test]
     fn ref_precedence() {

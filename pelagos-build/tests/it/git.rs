@@ -12,7 +12,7 @@ use test_support::free_port;
 
 use crate::common::Env;
 
-fn git(dir: &Path, args: &[&str]) -> String {
+pub(crate) fn git(dir: &Path, args: &[&str]) -> String {
     let o = Command::new("git")
         .current_dir(dir)
         .args(args)
@@ -34,7 +34,7 @@ fn git(dir: &Path, args: &[&str]) -> String {
 }
 
 /// Commits the work tree with a fixed committer time.
-fn commit(dir: &Path, msg: &str, time: i64) -> String {
+pub(crate) fn commit(dir: &Path, msg: &str, time: i64) -> String {
     git(dir, &["add", "-A"]);
     let o = Command::new("git")
         .current_dir(dir)
@@ -54,14 +54,14 @@ fn commit(dir: &Path, msg: &str, time: i64) -> String {
 }
 
 /// Bare repositories under `root`, served by `git daemon` on 127.0.0.1 until dropped.
-struct Daemon {
+pub(crate) struct Daemon {
     child: Child,
     port: u16,
     root: PathBuf,
 }
 
 impl Daemon {
-    fn start(root: &Path) -> Daemon {
+    pub(crate) fn start(root: &Path) -> Daemon {
         let port = free_port();
         let child = Command::new("git")
             .args([
@@ -90,7 +90,7 @@ impl Daemon {
         }
     }
 
-    fn url(&self, repo: &str) -> String {
+    pub(crate) fn url(&self, repo: &str) -> String {
         format!("git://127.0.0.1:{}/{repo}", self.port)
     }
 }
@@ -103,7 +103,7 @@ impl Drop for Daemon {
 }
 
 /// A work tree at `dir` published as the bare repository `root/NAME` (push with [`publish`]).
-fn publish(work: &Path, root: &Path, name: &str) {
+pub(crate) fn publish(work: &Path, root: &Path, name: &str) {
     let bare = root.join(name);
     if !bare.exists() {
         git(root, &["init", "-q", "--bare", "-b", "main", name]);
@@ -121,13 +121,13 @@ fn publish(work: &Path, root: &Path, name: &str) {
     );
 }
 
-fn new_work(dir: &Path) -> PathBuf {
+pub(crate) fn new_work(dir: &Path) -> PathBuf {
     std::fs::create_dir_all(dir).unwrap();
     git(dir, &["init", "-q", "-b", "main"]);
     dir.to_path_buf()
 }
 
-fn write(p: &Path, content: &str, mode: u32) {
+pub(crate) fn write(p: &Path, content: &str, mode: u32) {
     std::fs::create_dir_all(p.parent().unwrap()).unwrap();
     std::fs::write(p, content).unwrap();
     std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).unwrap();
@@ -454,7 +454,7 @@ fn git_over_smart_http_never_shows_credentials() {
         "http://builder:s3cret-t0ken@127.0.0.1:{}/repo.git",
         srv.port
     );
-    let shown = format!("http://xxxxx@127.0.0.1:{}/repo.git", srv.port);
+    let shown = format!("http://xxxxx:xxxxx@127.0.0.1:{}/repo.git", srv.port);
     let meta = e.dir.path().join("meta.json");
     e.remfile(&format!(
         "FROM scratch\nADD --keep-git-dir=true {url}#v1 /src\nADD {url}#{} /zero\n",
@@ -512,4 +512,96 @@ fn git_over_smart_http_never_shows_credentials() {
         assert!(s.contains("xxxxx@127.0.0.1"), "{s}");
         assert!(!s.contains("s3cret"), "{s}");
     }
+}
+
+/// A server on 127.0.0.1 that accepts connections and never answers (a hung remote).
+fn silent_server() -> (u16, std::sync::Arc<std::sync::atomic::AtomicBool>) {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let s2 = stop.clone();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for c in l.incoming() {
+            if s2.load(std::sync::atomic::Ordering::SeqCst) {
+                break;
+            }
+            // keep the connection open, say nothing
+            held.push(c);
+        }
+    });
+    (port, stop)
+}
+
+#[test]
+fn a_hung_git_remote_times_out_and_names_the_limit() {
+    let e = Env::empty();
+    let (port, _stop) = silent_server();
+    let url = format!("git://127.0.0.1:{port}/repo.git");
+    e.remfile(&format!("FROM scratch\nADD {url}#main /src\n"));
+    let started = std::time::Instant::now();
+    let o = Command::new(crate::common::BIN)
+        .arg("--store")
+        .arg(&e.store)
+        .args(["--progress", "plain"])
+        .arg(&e.ctx)
+        .env("PELAGOS_GIT_TIMEOUT", "2")
+        .output()
+        .unwrap();
+    let s = stderr(&o);
+    assert_eq!(o.status.code(), Some(1), "{s}");
+    assert!(s.contains("no result within 2s"), "{s}");
+    assert!(s.contains("PELAGOS_GIT_TIMEOUT"), "{s}");
+    assert!(s.contains(&url), "{s}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(30));
+    // a bad value is an input error
+    let o = Command::new(crate::common::BIN)
+        .arg("--store")
+        .arg(&e.store)
+        .arg(&e.ctx)
+        .env("PELAGOS_GIT_TIMEOUT", "soon")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("PELAGOS_GIT_TIMEOUT"), "{}", stderr(&o));
+}
+
+#[test]
+fn add_url_credentials_are_redacted_as_buildkit_redacts_them() {
+    let e = Env::empty();
+    let srv = pelagos_build::fetch::testserver::serve(
+        [("/f.txt".to_string(), b"payload\n".to_vec())].into(),
+    )
+    .unwrap();
+    let base = srv.base.trim_start_matches("http://");
+    let url = format!("http://builder:s3cret-t0ken@{base}/f.txt");
+    let shown = format!("http://xxxxx:xxxxx@{base}/f.txt");
+    let meta = e.dir.path().join("meta.json");
+    e.remfile(&format!("FROM scratch\nADD {url} /f.txt\n"));
+    let (doc, err) = e.build_ok(&["-t", "u:1", "--metadata-file", meta.to_str().unwrap()]);
+    let r = e.rootfs("u:1");
+    assert_eq!(
+        std::fs::read_to_string(r.path().join("f.txt")).unwrap(),
+        "payload\n"
+    );
+    let cfg = serde_json::to_string(&e.config("u:1")).unwrap();
+    assert!(cfg.contains(&format!("ADD {shown} /f.txt")), "{cfg}");
+    assert!(err.contains(&shown), "{err}");
+    for text in [
+        &err,
+        &cfg,
+        &doc.to_string(),
+        &std::fs::read_to_string(&meta).unwrap(),
+    ] {
+        assert!(!text.contains("s3cret"), "{text}");
+    }
+    // a failed download: the error shows the URL redacted
+    e.remfile(&format!(
+        "FROM scratch\nADD http://builder:s3cret-t0ken@{base}/missing /f\n"
+    ));
+    let o = e.build(&[]);
+    assert_eq!(o.status.code(), Some(1));
+    let s = stderr(&o);
+    assert!(s.contains("xxxxx:xxxxx@"), "{s}");
+    assert!(!s.contains("s3cret"), "{s}");
 }

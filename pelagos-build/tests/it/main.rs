@@ -15,6 +15,7 @@ mod link;
 mod network;
 mod output;
 mod registry;
+mod remote;
 mod run;
 mod secrets;
 mod ssh;
