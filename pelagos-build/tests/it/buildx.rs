@@ -217,7 +217,7 @@ fn compatibility_flags_are_accepted_or_refused_clearly() {
         &["--sbom=true"],
         &["--attest", "type=sbom"],
         &["--ulimit", "nofile=1024:1024"],
-        &["--build-context", "x=https://example.invalid/r.git"],
+        &["--build-context", "x=target:base"],
         &["--add-host", "nocolon"],
         &["--shm-size", "big"],
     ] {

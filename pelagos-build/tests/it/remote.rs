@@ -153,6 +153,12 @@ fn an_http_tarball_or_text_file_as_the_context_and_a_download_as_a_named_context
     );
     // an archive entry climbing out never lands outside the context
     let o = build_at(&e, &format!("{base}/evil.tar.gz"), &["-t", "h:3"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("refused entry ../../escaped.txt"),
+        "{}",
+        stderr(&o)
+    );
     for entry in walkdir::WalkDir::new(e.dir.path()) {
         let entry = entry.unwrap();
         assert_ne!(entry.file_name(), "escaped.txt", "{}", stderr(&o));
