@@ -294,6 +294,10 @@ pub fn build(opts: &BuildOptions, progress: &Progress) -> Result<BuildOutcome, B
     // credentials in ADD URLs never reach progress lines or history
     let mut plan = crate::git::redact_plan(plan);
     overrides.rewrite_plan(&mut plan);
+    // entitlements first: BuildKit refuses before it runs anything
+    opts.extra
+        .check_entitlements(&plan)
+        .map_err(|e| BuildError::Usage(e.into()))?;
     for w in &plan.warnings {
         match w.line {
             Some(l) => progress.warning(&format!("line {l}: {}", w.message)),

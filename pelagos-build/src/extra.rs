@@ -1,6 +1,6 @@
 //! buildx flags that users' scripts pass to `docker build`, beyond the core ones in [`crate::cli`]:
-//! `--build-context`, `--add-host`, `--no-cache-filter`, `--shm-size`, `--ulimit`, `--load`,
-//! `--provenance`, `--sbom` and `--attest`.
+//! `--build-context`, `--add-host`, `--no-cache-filter`, `--shm-size`, `--ulimit`, `--allow`,
+//! `--load`, `--provenance`, `--sbom` and `--attest`.
 
 use std::fmt::Write as _;
 
@@ -26,6 +26,27 @@ pub enum ExtraError {
     /// Writing the hosts file failed.
     #[error("{0}: {1}")]
     Io(std::path::PathBuf, std::io::Error),
+    /// A bad `--ulimit`.
+    #[error("invalid --ulimit {value:?}: {reason}")]
+    Ulimit {
+        /// The value given.
+        value: String,
+        /// Why.
+        reason: String,
+    },
+    /// An `--allow` value that is no entitlement.
+    #[error("invalid --allow {0:?}: expected network.host or security.insecure")]
+    Entitlement(String),
+    /// A step needs an entitlement that `--allow` did not grant.
+    #[error(
+        "{step}: {entitlement} is not allowed (RUN --security=insecure needs --allow {entitlement})"
+    )]
+    NotAllowed {
+        /// The step (`RUN ...` with its line).
+        step: String,
+        /// The entitlement (`security.insecure`).
+        entitlement: &'static str,
+    },
     /// A flag whose feature pelagos build does not have.
     #[error("{flag} {value:?} is not supported: {reason}")]
     Unsupported {
@@ -56,9 +77,14 @@ pub struct ExtraFlags {
     /// Size of `/dev/shm` in RUN steps (bytes, or with a `k`, `m`, `g` suffix).
     #[arg(long = "shm-size", value_name = "SIZE")]
     pub shm_size: Option<String>,
-    /// A resource limit of RUN steps: `TYPE=SOFT[:HARD]` (not supported: an error).
+    /// A resource limit of RUN steps, Docker's `TYPE=SOFT[:HARD]` (`-1` = unlimited;
+    /// repeatable; the last one of a type wins).
     #[arg(long = "ulimit", value_name = "TYPE=SOFT[:HARD]")]
     pub ulimits: Vec<String>,
+    /// Grant an entitlement: `security.insecure` (for `RUN --security=insecure`) or
+    /// `network.host` (always granted, as by dockerd's builder) (repeatable, comma-separated).
+    #[arg(long = "allow", value_name = "ENTITLEMENT", value_delimiter = ',')]
+    pub allow: Vec<String>,
     /// Accepted for buildx compatibility: the image is always in the store.
     #[arg(long)]
     pub load: bool,
@@ -85,7 +111,14 @@ pub struct ExtraOptions {
     pub no_cache_filter: Vec<String>,
     /// `--shm-size` in bytes.
     pub shm_size: Option<u64>,
+    /// `--ulimit`s, one per type (the last given wins), sorted by type.
+    pub rlimits: Vec<ns_run::Rlimit>,
+    /// `--allow security.insecure` was given.
+    pub allow_insecure: bool,
 }
+
+/// The entitlement of `RUN --security=insecure`.
+pub const SECURITY_INSECURE: &str = "security.insecure";
 
 /// The `--add-host` value that names the host.
 pub const HOST_GATEWAY: &str = "host-gateway";
@@ -108,12 +141,23 @@ impl ExtraFlags {
             .as_deref()
             .map(|s| parse_size(s).ok_or_else(|| ExtraError::ShmSize(s.to_string())))
             .transpose()?;
-        if let Some(u) = self.ulimits.first() {
-            return Err(ExtraError::Unsupported {
-                flag: "--ulimit",
+        let mut rlimits: Vec<ns_run::Rlimit> = Vec::new();
+        for u in &self.ulimits {
+            let l: ns_run::Rlimit = u.parse().map_err(|reason| ExtraError::Ulimit {
                 value: u.clone(),
-                reason: "RUN steps cannot be given resource limits (ns-run has no rlimit support)",
-            });
+                reason,
+            })?;
+            rlimits.retain(|x| x.kind != l.kind);
+            rlimits.push(l);
+        }
+        rlimits.sort_by_key(|l| l.kind);
+        let mut allow_insecure = false;
+        for a in &self.allow {
+            match a.trim() {
+                SECURITY_INSECURE => allow_insecure = true,
+                "network.host" => {}
+                other => return Err(ExtraError::Entitlement(other.to_string())),
+            }
         }
         for (flag, v) in [("--provenance", &self.provenance), ("--sbom", &self.sbom)] {
             if let Some(v) = v
@@ -148,6 +192,8 @@ impl ExtraFlags {
                 .map(|s| s.to_ascii_lowercase())
                 .collect(),
             shm_size,
+            rlimits,
+            allow_insecure,
         })
     }
 }
@@ -233,7 +279,31 @@ impl ExtraOptions {
         if let Some(n) = self.shm_size {
             let _ = write!(s, " shm-size={n}");
         }
+        for l in &self.rlimits {
+            let _ = write!(s, " ulimit={l}");
+        }
         s
+    }
+
+    /// Refuses a plan with a `RUN --security=insecure` step unless `--allow security.insecure`
+    /// was given (BuildKit checks entitlements before it runs anything).
+    pub fn check_entitlements(&self, plan: &remfile_plan::Plan) -> Result<(), ExtraError> {
+        if self.allow_insecure {
+            return Ok(());
+        }
+        for st in &plan.stages {
+            for step in &st.steps {
+                if let remfile_plan::Op::Run(r) = &step.op
+                    && r.security == "insecure"
+                {
+                    return Err(ExtraError::NotAllowed {
+                        step: format!("line {}: {}", step.line, step.instruction),
+                        entitlement: SECURITY_INSECURE,
+                    });
+                }
+            }
+        }
+        Ok(())
     }
 
     /// The extra mounts of a RUN step on network `net`: `/etc/hosts` with the `--add-host`
@@ -400,10 +470,13 @@ mod tests {
             |f: &mut ExtraFlags| f.provenance = Some("mode=max".into()),
             |f: &mut ExtraFlags| f.sbom = Some("true".into()),
             |f: &mut ExtraFlags| f.attest = vec!["type=sbom".into()],
-            |f: &mut ExtraFlags| f.ulimits = vec!["nofile=1024:1024".into()],
+            |f: &mut ExtraFlags| f.ulimits = vec!["nofile=1024:1024".into(), "as=1".into()],
         ] {
             assert!(
-                matches!(flags(bad), Err(ExtraError::Unsupported { .. })),
+                matches!(
+                    flags(bad),
+                    Err(ExtraError::Unsupported { .. } | ExtraError::Ulimit { .. })
+                ),
                 "must be refused"
             );
         }
@@ -419,5 +492,33 @@ mod tests {
         .unwrap();
         assert_eq!(o.no_cache_filter, ["builder"]);
         assert_eq!(o.shm_size, Some(1 << 30));
+    }
+
+    #[test]
+    fn ulimits_and_entitlements() {
+        let o = flags(|f| {
+            f.ulimits = vec![
+                "nproc=100:200".into(),
+                "nofile=10:20".into(),
+                "nproc=50".into(),
+            ];
+            f.allow = vec!["network.host".into(), "security.insecure".into()];
+        })
+        .unwrap();
+        let shown: Vec<String> = o.rlimits.iter().map(ToString::to_string).collect();
+        assert_eq!(shown, ["nofile=10:20", "nproc=50:50"]);
+        assert!(o.allow_insecure);
+        assert_eq!(o.run_key_part(), " ulimit=nofile=10:20 ulimit=nproc=50:50");
+        let o = flags(|f| f.allow = vec!["network.host".into()]).unwrap();
+        assert!(!o.allow_insecure);
+        assert_eq!(o.run_key_part(), "");
+        assert!(matches!(
+            flags(|f| f.allow = vec!["device".into()]),
+            Err(ExtraError::Entitlement(_))
+        ));
+        assert!(matches!(
+            flags(|f| f.ulimits = vec!["nofile=2:1".into()]),
+            Err(ExtraError::Ulimit { .. })
+        ));
     }
 }

@@ -215,6 +215,17 @@ fn run_step(
     id: u32,
 ) -> Result<StepOutput, BuildError> {
     let net = network(ex, r);
+    let security = if r.security == "insecure" {
+        if !ex.opts.extra.allow_insecure {
+            return Err(input(
+                name,
+                "security.insecure is not allowed (RUN --security=insecure needs --allow security.insecure)",
+            ));
+        }
+        ns_run::Security::Insecure
+    } else {
+        ns_run::Security::Sandbox
+    };
     let key = chain(
         &st.key,
         &step.definition,
@@ -410,6 +421,8 @@ fn run_step(
             network: net,
             mounts,
             hostname: Some(r.hostname.clone()),
+            rlimits: ex.opts.extra.rlimits.clone(),
+            security,
             stdout: ns_run::Output::Fd(wr),
             stderr: ns_run::Output::Fd(wr2),
             ..ns_run::RunSpec::default()

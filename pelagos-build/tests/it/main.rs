@@ -17,5 +17,6 @@ mod output;
 mod registry;
 mod remote;
 mod run;
+mod sandbox;
 mod secrets;
 mod ssh;
