@@ -75,6 +75,10 @@ def flatten(layers):
             if not name or os.path.basename(name).startswith(".wh."):
                 continue
             e = {"mode": oct(m.mode & 0o7777), "uid": m.uid, "gid": m.gid, "mtime": int(m.mtime)}
+            xattrs = {k[len("SCHILY.xattr."):]: v for k, v in (m.pax_headers or {}).items()
+                      if k.startswith("SCHILY.xattr.")}
+            if xattrs:
+                e["xattrs"] = xattrs
             if m.isdir():
                 e["type"] = "dir"
             elif m.issym():
@@ -166,6 +170,8 @@ def fmt(e):
         s += f" -> {e['link']}"
     if e.get("sha256"):
         s += f" sha256:{e['sha256']} ({e['size']} B)"
+    if e.get("xattrs"):
+        s += f" xattrs:{sorted(e['xattrs'])}"
     return s
 
 

@@ -259,7 +259,12 @@ pub fn extract(
         }
         let h = e.header().clone();
         let Some(dest) = place(&name) else { continue };
-        let mode = h.mode().unwrap_or(0o644) & 0o7777;
+        // a symlink's own mode is always 0777 on Linux (untar cannot set another)
+        let mode = if h.entry_type().is_symlink() {
+            0o777
+        } else {
+            h.mode().unwrap_or(0o644) & 0o7777
+        };
         // empty numeric fields read as 0, as Go's archive/tar does
         let (uid, gid) =
             chown.unwrap_or((h.uid().unwrap_or(0) as u32, h.gid().unwrap_or(0) as u32));
@@ -310,6 +315,24 @@ pub fn extract(
         } else {
             continue;
         };
+        // a hard link's header sets the metadata of the file it names (one inode), as untar's
+        // chown/chmod/chtimes of the link path do (checked with Docker 20.10's ADD)
+        if let EntrySource::Hardlink(t) = &source {
+            let mut target = t.clone();
+            for _ in 0..out.len() {
+                let Some(x) = out.iter_mut().find(|x| x.path_in_layer == target) else {
+                    break;
+                };
+                match &x.source {
+                    EntrySource::Hardlink(next) => target = next.clone(),
+                    EntrySource::Symlink(_) => break,
+                    _ => {
+                        (x.mode, x.uid, x.gid, x.mtime) = (mode, uid, gid, mtime);
+                        break;
+                    }
+                }
+            }
+        }
         // a later entry of the same path replaces the earlier one, as tar -x does
         out.retain(|x| x.path_in_layer != dest);
         out.push(Entry {
@@ -531,6 +554,7 @@ mod tests {
             let mut link = tar::Header::new_ustar();
             link.set_entry_type(tar::EntryType::Link);
             link.set_size(0);
+            link.set_mode(0o640);
             builder.append_link(&mut link, name, "top/owned").unwrap();
         }
         let d = tempfile::tempdir().unwrap();
@@ -564,6 +588,42 @@ mod tests {
         // packed in path order, the layer is valid
         let mut out = Vec::new();
         layer_pack::pack_entries(es, &layer_pack::PackOptions::default(), &mut out).unwrap();
+    }
+
+    #[test]
+    fn link_headers_set_the_inode_metadata_and_symlinks_are_0777() {
+        // as Docker 20.10's ADD (untar chmods/chowns the link path, i.e. the shared inode)
+        let mut b = tar::Builder::new(Vec::new());
+        let mut h = tar::Header::new_ustar();
+        h.set_mode(0o4755);
+        h.set_uid(3);
+        h.set_size(2);
+        b.append_data(&mut h, "f", &b"ff"[..]).unwrap();
+        let mut link = tar::Header::new_ustar();
+        link.set_entry_type(tar::EntryType::Link);
+        link.set_mode(0o600);
+        link.set_uid(7);
+        link.set_mtime(9);
+        link.set_size(0);
+        b.append_link(&mut link, "hard", "f").unwrap();
+        let mut sym = tar::Header::new_ustar();
+        sym.set_entry_type(tar::EntryType::Symlink);
+        sym.set_mode(0o644);
+        sym.set_size(0);
+        b.append_link(&mut sym, "sym", "/etc/passwd").unwrap();
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("l.tar");
+        std::fs::write(&p, b.into_inner().unwrap()).unwrap();
+        let es = extract(&p, Codec::None, "", d.path(), None).unwrap();
+        let get = |n: &str| es.iter().find(|e| e.path_in_layer == n).unwrap();
+        for n in ["f", "hard"] {
+            assert_eq!(
+                (get(n).mode, get(n).uid, get(n).mtime),
+                (0o600, 7, 9),
+                "{n}"
+            );
+        }
+        assert_eq!(get("sym").mode, 0o777);
     }
 
     #[test]

@@ -82,21 +82,58 @@ pub fn dest_path(dest: &str, workdir: &str) -> (String, bool) {
     (c.trim_start_matches('/').to_string(), dir_spelled)
 }
 
-/// Resolves a destination in the target through its symlinks, keeping missing components.
+/// Resolves a destination in the target through its symlinks, keeping missing components, as
+/// BuildKit's `RootPath` does: a symlink is followed even when its target is missing (so
+/// `COPY f /dangling` writes the file the link points to and keeps the link), and the components
+/// after the first missing one are taken literally.
 pub fn resolve_for_create(target: &Tree, rel: &str) -> Result<String, TreeError> {
-    if rel.is_empty() {
-        return Ok(String::new());
+    let mut pending: Vec<String> = rel
+        .split('/')
+        .filter(|c| !c.is_empty())
+        .map(str::to_string)
+        .rev()
+        .collect();
+    let mut cur: Vec<String> = Vec::new();
+    let mut hops = 0;
+    let mut missing = false;
+    while let Some(c) = pending.pop() {
+        match c.as_str() {
+            "." => continue,
+            ".." => {
+                cur.pop();
+                continue;
+            }
+            _ => {}
+        }
+        if missing {
+            cur.push(c);
+            continue;
+        }
+        match target.lstat(&join(&cur.join("/"), &c))? {
+            Some(Node {
+                kind: Kind::Symlink(t),
+                ..
+            }) if hops < 40 => {
+                hops += 1;
+                let t = t.to_string_lossy().into_owned();
+                if t.starts_with('/') {
+                    cur.clear();
+                }
+                pending.extend(
+                    t.split('/')
+                        .filter(|p| !p.is_empty())
+                        .rev()
+                        .map(str::to_string),
+                );
+            }
+            None => {
+                missing = true;
+                cur.push(c);
+            }
+            Some(_) => cur.push(c),
+        }
     }
-    if let Some(r) = target.resolve(rel)? {
-        return Ok(r);
-    }
-    let (parent, base) = rel.rsplit_once('/').unwrap_or(("", rel));
-    let p = resolve_for_create(target, parent)?;
-    Ok(if p.is_empty() {
-        base.to_string()
-    } else {
-        format!("{p}/{base}")
-    })
+    Ok(cur.join("/"))
 }
 
 fn glob(tree: &Tree, base: &str, comps: &[&str], out: &mut Vec<String>) -> Result<(), CopyError> {
@@ -236,8 +273,9 @@ impl Builder<'_> {
                 major: *major,
                 minor: *minor,
             },
-            Kind::Fifo => EntrySource::Fifo,
-            Kind::Socket => return,
+            // BuildKit's copy skips named pipes and sockets (from the context or a stage, named
+            // or inside a directory; checked with Docker 20.10)
+            Kind::Fifo | Kind::Socket => return,
         };
         self.plan.entries.insert(
             dest.clone(),
@@ -645,6 +683,50 @@ mod tests {
             paths(&plan_copy(&t, &target, &req(&["top.txt"], "/opt/file")).unwrap()),
             ["opt", "opt/file"]
         );
+    }
+
+    #[test]
+    fn dangling_symlink_destinations_are_followed() {
+        // BuildKit resolves the destination with RootPath: a dangling link is followed, the
+        // file is written where it points and the link stays (checked with Docker 20.10)
+        let (_d, t) = ctx();
+        let tgt = tempfile::tempdir().unwrap();
+        symlink("/nowhere", tgt.path().join("dangle")).unwrap();
+        symlink("missing/deeper", tgt.path().join("reldangle")).unwrap();
+        let target = Tree::Layers(vec![tgt.path().to_path_buf()]);
+        let p = plan_copy(&t, &target, &req(&["top.txt"], "/dangle")).unwrap();
+        assert_eq!(paths(&p), ["nowhere"]);
+        let p = plan_copy(&t, &target, &req(&["top.txt"], "/reldangle/x/")).unwrap();
+        assert_eq!(
+            paths(&p),
+            [
+                "missing",
+                "missing/deeper",
+                "missing/deeper/x",
+                "missing/deeper/x/top.txt"
+            ]
+        );
+        assert_eq!(
+            resolve_for_create(&target, "dangle/a/../b").unwrap(),
+            "nowhere/b"
+        );
+    }
+
+    #[test]
+    fn named_pipes_are_not_copied() {
+        let (d, t) = ctx();
+        for p in ["src/pipe", "pipe"] {
+            let st = std::process::Command::new("mkfifo")
+                .arg(d.path().join(p))
+                .status()
+                .unwrap();
+            assert!(st.success());
+        }
+        let p = plan_copy(&t, &empty(), &req(&["src"], "/s/")).unwrap();
+        assert!(paths(&p).contains(&"s/a.txt"));
+        assert!(!paths(&p).contains(&"s/pipe"), "{:?}", paths(&p));
+        let p = plan_copy(&t, &empty(), &req(&["pipe"], "/named")).unwrap();
+        assert!(p.entries.is_empty(), "{:?}", paths(&p));
     }
 
     #[test]

@@ -179,9 +179,30 @@ fn config_step(set: ConfigDelta, created_by: String) -> (Op, String, bool, Value
     (Op::Config(ConfigStep { set }), created_by, true, definition)
 }
 
+/// The form BuildKit gives `cmd`: its parser reads the JSON form with a streaming decoder, so
+/// text after a complete JSON array of strings is ignored (`CMD ["a"] extra` is `["a"]`,
+/// checked with Docker 20.10), where remfile-parse keeps such a line as the shell form.
+pub(crate) fn effective_command(cmd: &Command) -> std::borrow::Cow<'_, Command> {
+    if let Command::Shell(s) = cmd {
+        let t = s.trim_start();
+        if t.starts_with('[')
+            && let Some(Ok(values)) = serde_json::Deserializer::from_str(t)
+                .into_iter::<Vec<Value>>()
+                .next()
+            && let Some(argv) = values
+                .iter()
+                .map(|v| v.as_str().map(str::to_string))
+                .collect::<Option<Vec<_>>>()
+        {
+            return std::borrow::Cow::Owned(Command::Exec(argv));
+        }
+    }
+    std::borrow::Cow::Borrowed(cmd)
+}
+
 /// `argv` of a shell-or-exec command: the shell form is wrapped with the SHELL in effect.
 fn command_argv(cmd: &Command, state: &StageState) -> (Vec<String>, bool) {
-    match cmd {
+    match &*effective_command(cmd) {
         Command::Exec(v) => (v.clone(), false),
         Command::Shell(s) => {
             let mut argv = state.shell();
@@ -441,7 +462,7 @@ pub(crate) fn dispatch(
                     retries,
                     command,
                 } => {
-                    let test = match command {
+                    let test = match &*effective_command(command) {
                         Command::Exec(v) => {
                             let mut t = vec!["CMD".to_string()];
                             t.extend(v.iter().cloned());
@@ -693,7 +714,7 @@ fn run_step(
     let env = &state.env;
     let workdir = state.workdir();
     let mut files = Vec::new();
-    let (argv, shell_form) = match command {
+    let (argv, shell_form) = match &*effective_command(command) {
         Command::Exec(v) => (v.clone(), false),
         Command::Shell(s) => {
             let arg = match heredocs {

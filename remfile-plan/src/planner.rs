@@ -211,8 +211,12 @@ pub fn plan(
             } else {
                 None
             };
-            if let Some(v) = value {
-                set_var(&mut global_args, &a.name, v);
+            match value {
+                Some(v) => set_var(&mut global_args, &a.name, v),
+                // a pre-FROM ARG without a value unsets the name, even a predefined one
+                // (`ARG TARGETARCH` before FROM leaves it empty in FROM and in a stage that
+                // declares it again; checked with Docker 20.10)
+                None => global_args.retain(|(k, _)| k != &a.name),
             }
         }
     }

@@ -971,3 +971,44 @@ fn run_history_lists_every_arg_declaration_with_its_current_value() {
         "RUN |3 A=2 B=b A=2 /bin/sh -c x # buildkit"
     );
 }
+
+#[test]
+fn json_form_ignores_text_after_the_array_as_buildkit_does() {
+    // BuildKit decodes the first JSON value and ignores the rest (checked with Docker 20.10)
+    let p = plan(
+        "FROM scratch\nCMD [\"a\"] extra\nENTRYPOINT [\"e\", \"f\"] [\"g\"]\n\
+         HEALTHCHECK CMD [\"h\"] x\nRUN [\"r\", \"1\"] > /out\nRUN [ -f x ] && echo y\n",
+        &[],
+    );
+    let s = last(&p);
+    // ENTRYPOINT after CMD in the same stage keeps the CMD
+    assert_eq!(s.config.cmd.as_deref(), Some(&["a".to_string()][..]));
+    assert_eq!(
+        s.config.entrypoint.as_deref(),
+        Some(&["e".to_string(), "f".to_string()][..])
+    );
+    assert_eq!(s.config.healthcheck.as_ref().unwrap().test, ["CMD", "h"]);
+    let r = runs(s);
+    assert_eq!(r[0].argv, ["r", "1"]);
+    assert_eq!(
+        r[1].argv,
+        ["/bin/sh", "-c", "[ -f x ] && echo y"],
+        "not JSON: shell form"
+    );
+}
+
+#[test]
+fn pre_from_arg_without_value_unsets_a_predefined_arg() {
+    // Docker 20.10: the global declaration shadows the automatic value with "unset"
+    let src = "ARG TARGETARCH\nARG BUILDOS=b\nFROM busybox:x${TARGETARCH}\nARG TARGETARCH\nARG BUILDOS\nRUN x\n";
+    let p = plan(src, &[]);
+    assert!(matches!(&last(&p).base, Base::Image { original, .. } if original == "busybox:x"));
+    assert_eq!(get(&the_run(&p).env, "TARGETARCH"), None);
+    assert_eq!(get(&the_run(&p).env, "BUILDOS"), Some("b"));
+    // a --build-arg still sets it
+    let p = plan(src, &[("TARGETARCH", "arm64")]);
+    assert_eq!(get(&the_run(&p).env, "TARGETARCH"), Some("arm64"));
+    // without the global declaration the stage's ARG gets the automatic value
+    let p = plan("FROM busybox\nARG TARGETARCH\nRUN x\n", &[]);
+    assert_eq!(get(&the_run(&p).env, "TARGETARCH"), Some("amd64"));
+}
