@@ -180,8 +180,12 @@ pub fn write_outputs(
             written.reports.push(report);
             continue;
         }
-        let name = o.name.as_deref().or(tags.first().map(String::as_str));
-        let built = record(store, manifest, name)?;
+        // named by every `name=` (BuildKit's comma-separated list), else the first tag
+        let mut names = o.names();
+        if names.is_empty() {
+            names.extend(tags.first().cloned());
+        }
+        let built = record(store, manifest, names.first().map(String::as_str))?;
         // exported as stored unless an attribute asks for another form
         let asked =
             o.compression.is_some() || o.compression_level.is_some() || o.oci_mediatypes.is_some();
@@ -193,7 +197,15 @@ pub fn write_outputs(
         if img.manifest_descriptor.digest != manifest.digest {
             report.manifest_digest = Some(img.manifest_descriptor.digest.to_string());
         }
-        write_file(store, o, img)?;
+        let mut imgs = vec![img];
+        for n in names.iter().skip(1) {
+            let r = Reference::parse(n)
+                .map_err(|e| BuildError::Usage(UsageError::Tag(format!("{n}: {e}"))))?;
+            let mut other = imgs[0].clone();
+            other.reference = Some(r.to_string());
+            imgs.push(other);
+        }
+        write_file(store, o, &imgs)?;
         written.reports.push(report);
     }
     let mut done: Vec<(String, convert::Form)> = Vec::new();
@@ -243,8 +255,12 @@ fn push(
     })
 }
 
-/// A file or directory output of `img`.
-fn write_file(store: &Store, o: &OutputSpec, img: ImageRecord) -> Result<(), BuildError> {
+/// A file or directory output of `imgs` (the same image under each name; the root file system
+/// kinds use the first).
+fn write_file(store: &Store, o: &OutputSpec, imgs: &[ImageRecord]) -> Result<(), BuildError> {
+    let Some(img) = imgs.first() else {
+        return Ok(());
+    };
     let err = |e: &dyn std::fmt::Display| BuildError::Output {
         dest: o.dest.clone(),
         message: e.to_string(),
@@ -261,27 +277,30 @@ fn write_file(store: &Store, o: &OutputSpec, img: ImageRecord) -> Result<(), Bui
     let format = match (o.kind, o.tar) {
         (OutputKind::Oci, true) => ExportFormat::Oci,
         (OutputKind::Oci, false) => {
-            return into_dir(store, &o.dest, |d| {
-                store.export_oci_dir(std::slice::from_ref(&img), d)
-            });
+            return into_dir(store, &o.dest, |d| store.export_oci_dir(imgs, d));
         }
         (OutputKind::Docker, _) => ExportFormat::Docker,
         (OutputKind::Tar, _) => ExportFormat::Rootfs,
         (OutputKind::Local, _) => {
-            return into_dir(store, &o.dest, |d| store.export_rootfs_dir(&img, d));
+            return into_dir(store, &o.dest, |d| store.export_rootfs_dir(img, d));
         }
         (OutputKind::Image | OutputKind::Registry, _) => return Ok(()),
+    };
+    let list = if format == ExportFormat::Rootfs {
+        std::slice::from_ref(img)
+    } else {
+        imgs
     };
     if to_stdout {
         use std::io::Write;
         let mut out = std::io::stdout().lock();
         store
-            .export(&[img], format, None, &mut out)
+            .export(list, format, None, &mut out)
             .map_err(|e| err(&e))?;
         out.flush().map_err(|e| err(&e))?;
     } else {
         store
-            .export(&[img], format, Some(&o.dest), &mut std::io::sink())
+            .export(list, format, Some(&o.dest), &mut std::io::sink())
             .map_err(|e| err(&e))?;
     }
     Ok(())

@@ -232,6 +232,29 @@ fn docker_and_image_outputs_name_the_image_in_the_store() {
         serde_json::json!(["docker.io/library/x:1", "docker.io/library/y:2"])
     );
     assert_eq!(e.image("y:2").manifest_digest().as_str(), built);
+    // several names in an archive: one index entry each (same manifest)
+    let layout = e.dir.path().join("named");
+    e.build_ok(&[
+        "-o",
+        &format!(
+            "type=oci,tar=false,dest={},\"name=x:1,y:2\"",
+            layout.display()
+        ),
+    ]);
+    let index: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(layout.join("index.json")).unwrap()).unwrap();
+    let refs: Vec<&str> = index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            assert_eq!(m["digest"], built);
+            m["annotations"]["org.opencontainers.image.ref.name"]
+                .as_str()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(refs, ["docker.io/library/x:1", "docker.io/library/y:2"]);
     // type=docker,dest=FILE and dest=- still write a docker-load archive
     let tarf = e.dir.path().join("img.tar");
     let (doc, _) = e.build_ok(&[
