@@ -77,8 +77,8 @@ impl NamedContext {
     /// Parses `NAME=VALUE`.
     pub fn parse(spec: &str) -> Result<Self, ContextError> {
         let err = |reason: &str| ContextError {
-            spec: spec.to_string(),
-            reason: reason.to_string(),
+            spec: crate::git::redact(spec),
+            reason: crate::git::redact(reason),
         };
         let (name, value) = spec
             .split_once('=')
@@ -562,6 +562,11 @@ mod tests {
         assert_eq!(g.value, ContextValue::Git("git@h:r.git".into()));
         let h = NamedContext::parse("x=http://h/ctx.tar.gz").unwrap();
         assert_eq!(h.value, ContextValue::Http("http://h/ctx.tar.gz".into()));
+        // credentials never reach the message
+        let e = NamedContext::parse("x=https://u:s3cret@h/r.git?bogus=1")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("xxxxx:xxxxx@h") && !e.contains("s3cret"), "{e}");
         for bad in [
             "noequals",
             "=dir",
