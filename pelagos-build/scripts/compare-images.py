@@ -132,7 +132,8 @@ def compare_builds(d):
     pcfg, players = oci_image(f"{d}/pb.tar")
     diffs, notes = [], []
     bc, pc = bcfg.get("config", {}) or {}, pcfg.get("config", {}) or {}
-    for k in CONFIG_KEYS:
+    # the keys above first, then any other key either config sets (empty values equal absent)
+    for k in CONFIG_KEYS + sorted((set(bc) | set(pc)) - set(CONFIG_KEYS)):
         bv, pv = bc.get(k) or None, pc.get(k) or None
         if bv != pv:
             diffs.append(f"config {k}: buildkit={json.dumps(bv)} pelagos={json.dumps(pv)}")

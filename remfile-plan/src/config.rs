@@ -53,6 +53,10 @@ pub struct ImageConfig {
     /// The image's `author` (MAINTAINER); a field of the image, not of `config`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub author: Option<String>,
+    /// Docker's `ArgsEscaped`: BuildKit sets it on every CMD (either form, any OS; checked with
+    /// Docker 20.10, unchanged in newer BuildKit), and it is inherited like the rest.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub args_escaped: bool,
 }
 
 /// A health check; durations in nanoseconds (absent or 0: inherit/default).
@@ -180,6 +184,7 @@ impl ImageConfig {
             healthcheck,
             on_build: strings(cfg.get("OnBuild"))?.unwrap_or_default(),
             author,
+            args_escaped: cfg.get("ArgsEscaped").and_then(Value::as_bool) == Some(true),
         })
     }
 
@@ -206,6 +211,9 @@ impl ImageConfig {
         }
         if let Some(c) = &self.cmd {
             m.insert("Cmd".into(), json!(c));
+        }
+        if self.args_escaped {
+            m.insert("ArgsEscaped".into(), json!(true));
         }
         if !self.volumes.is_empty() {
             let vols: Map<String, Value> = self
@@ -286,6 +294,7 @@ impl ImageConfig {
         }
         if let Some(c) = &d.cmd {
             self.cmd = Some(c.clone());
+            self.args_escaped = true;
         }
         if let Some(e) = &d.entrypoint {
             self.entrypoint = Some(e.clone());
@@ -348,8 +357,16 @@ mod tests {
         let inner = ImageConfig::from_oci_json(r#"{"Env":["A=2"],"User":"1000"}"#).unwrap();
         assert_eq!(inner.user, "1000");
         assert_eq!(inner.env_get("A"), Some("2"));
+        assert!(!c.args_escaped);
         // round trip through the OCI form
+        let mut c = c;
+        c.apply(&ConfigDelta {
+            cmd: Some(vec!["x".into()]),
+            ..ConfigDelta::default()
+        });
+        assert!(c.args_escaped, "CMD sets ArgsEscaped, as BuildKit does");
         let back = ImageConfig::from_oci_json(&c.to_oci().to_string()).unwrap();
+        assert!(back.args_escaped);
         assert_eq!(back.env, c.env);
         assert_eq!(back.healthcheck, c.healthcheck);
         assert_eq!(back.volumes, c.volumes);

@@ -321,6 +321,7 @@ pub(crate) fn dispatch(
         Kind::Cmd { command } => {
             let (argv, _) = command_argv(command, state);
             state.config.cmd = Some(argv.clone());
+            state.config.args_escaped = true;
             state.cmd_set = true;
             let cb = format!("CMD {}", go_quote_list(&argv));
             config_step(

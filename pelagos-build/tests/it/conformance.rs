@@ -197,3 +197,88 @@ fn identical_layers_twice_in_a_stage_still_run() {
         "both COPY layers stay"
     );
 }
+
+#[test]
+fn cmd_sets_args_escaped_and_json_form_ignores_trailing_text() {
+    let e = Env::new();
+    e.remfile("FROM busybox:local AS p\nCMD [\"a\"] extra\nFROM p\nENTRYPOINT [\"e\"]\n");
+    e.build_ok(&["-t", "t", "--target", "p"]);
+    let c = e.config("t").config.unwrap();
+    assert_eq!(c.cmd.as_deref(), Some(&["a".to_string()][..]));
+    assert_eq!(c.args_escaped, Some(true));
+    e.build_ok(&["-t", "child"]);
+    let c = e.config("child").config.unwrap();
+    // ENTRYPOINT clears the inherited Cmd; ArgsEscaped stays, as in BuildKit
+    assert_eq!(c.cmd, None);
+    assert_eq!(c.args_escaped, Some(true));
+    assert_eq!(e.config("busybox:local").config.unwrap().args_escaped, None);
+}
+
+#[test]
+fn copy_onto_a_dangling_symlink_writes_its_target() {
+    let e = Env::new();
+    e.write("f", "content");
+    std::os::unix::fs::symlink("/nowhere", e.ctx.join("dangle")).unwrap();
+    e.remfile("FROM busybox:local\nCOPY dangle /dangle\nCOPY f /dangle\n");
+    e.build_ok(&["-t", "t"]);
+    let r = e.rootfs("t");
+    let link = r.path().join("dangle");
+    assert_eq!(
+        std::fs::read_link(&link).unwrap().to_str(),
+        Some("/nowhere"),
+        "the link stays"
+    );
+    assert_eq!(
+        std::fs::read_to_string(r.path().join("nowhere")).unwrap(),
+        "content"
+    );
+}
+
+#[test]
+fn copy_skips_named_pipes_and_add_link_headers_set_the_file_mode() {
+    let e = Env::new();
+    e.write("d/f", "f");
+    let st = std::process::Command::new("mkfifo")
+        .arg(e.ctx.join("d/pipe"))
+        .status()
+        .unwrap();
+    assert!(st.success());
+    // a tar whose hard link header carries another mode than its file (Docker's untar chmods
+    // the link path, i.e. the one inode)
+    let mut b = tar::Builder::new(Vec::new());
+    let mut h = tar::Header::new_ustar();
+    h.set_mode(0o4755);
+    h.set_size(2);
+    b.append_data(&mut h, "x/f", &b"ff"[..]).unwrap();
+    let mut link = tar::Header::new_ustar();
+    link.set_entry_type(tar::EntryType::Link);
+    link.set_mode(0o640);
+    link.set_size(0);
+    b.append_link(&mut link, "hard", "x/f").unwrap();
+    std::fs::write(e.ctx.join("l.tar"), b.into_inner().unwrap()).unwrap();
+    e.remfile("FROM busybox:local\nCOPY d /d/\nADD l.tar /t/\n");
+    e.build_ok(&["-t", "t"]);
+    let r = e.rootfs("t");
+    assert!(r.path().join("d/f").is_file());
+    assert!(
+        std::fs::symlink_metadata(r.path().join("d/pipe")).is_err(),
+        "no fifo copied"
+    );
+    for p in ["t/x/f", "t/hard"] {
+        let m = std::fs::metadata(r.path().join(p)).unwrap().mode() & 0o7777;
+        assert_eq!(m, 0o640, "{p}");
+    }
+}
+
+#[test]
+fn pre_from_arg_without_value_empties_a_predefined_arg() {
+    let e = Env::new();
+    e.remfile(
+        "ARG TARGETARCH\nFROM busybox:local\nARG TARGETARCH\nARG TARGETOS\n\
+         LABEL arch=[$TARGETARCH] os=[$TARGETOS]\n",
+    );
+    e.build_ok(&["-t", "t"]);
+    let labels = e.config("t").config.unwrap().labels.unwrap();
+    assert_eq!(labels["arch"], "[]");
+    assert_eq!(labels["os"], "[linux]");
+}
