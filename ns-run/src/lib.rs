@@ -27,6 +27,7 @@
 //! exit status and the upper dir. [`Security::Insecure`] is BuildKit's `security.insecure`
 //! (every capability, no seccomp, no masked paths).
 mod caps;
+mod cgroup;
 mod error;
 mod exec;
 mod image;

@@ -185,7 +185,10 @@ pub(crate) fn setup(cfg: &InitConfig) -> Result<Prepared, ChildError> {
     if !cfg.insecure {
         ro |= MsFlags::MS_RDONLY;
     }
-    if mount(Some("sysfs"), &sys, Some("sysfs"), ro, None::<&str>).is_err() {
+    if mount(Some("sysfs"), &sys, Some("sysfs"), ro, None::<&str>).is_ok() {
+        // the run's cgroups, read-only (read-write for `security.insecure`), as runc
+        crate::cgroup::mount(&sys.join("fs/cgroup"), cfg.insecure);
+    } else {
         // Not the owner of the network namespace (rootless with the host's network).
         mnt(
             Some(Path::new("/sys")),

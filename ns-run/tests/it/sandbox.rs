@@ -58,8 +58,49 @@ fn expected_mounts(probe_proc: &[&str]) -> Vec<String> {
             v.push(format!("/sys/{p}"));
         }
     }
+    v.extend(cgroup_points());
     v.sort();
     v
+}
+
+/// Where runc mounts the cgroups without a cgroup namespace, from this host's mounts: a
+/// tmpfs with one entry per v1 hierarchy (hybrid hosts: v1 only), or the v2 cgroup itself.
+fn cgroup_points() -> Vec<String> {
+    let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let ms = mounts(&info);
+    let fstype = |l: &str| {
+        l.split(" - ")
+            .nth(1)
+            .and_then(|r| r.split(' ').next())
+            .map(String::from)
+    };
+    let mut v1: Vec<String> = Vec::new();
+    let mut v2 = false;
+    for (l, m) in info.lines().zip(&ms) {
+        match fstype(l).as_deref() {
+            Some("cgroup") => {
+                let name = Path::new(&m.0)
+                    .file_name()
+                    .unwrap()
+                    .to_string_lossy()
+                    .into_owned();
+                let p = format!("/sys/fs/cgroup/{name}");
+                if !v1.contains(&p) {
+                    v1.push(p);
+                }
+            }
+            Some("cgroup2") => v2 = true,
+            _ => {}
+        }
+    }
+    if !v1.is_empty() {
+        v1.push("/sys/fs/cgroup".into());
+        v1
+    } else if v2 {
+        vec!["/sys/fs/cgroup".into()]
+    } else {
+        Vec::new()
+    }
 }
 
 #[test]
@@ -111,6 +152,64 @@ fn mounts_are_buildkits_with_masked_and_read_only_paths() {
     let r = sh(w.path(), &[], "echo x >> /etc/hosts || echo refused");
     assert!(r.stderr.contains("refused"), "{}", r.stderr);
     assert_eq!(super::tree(&r.upper()), Vec::<String>::new());
+}
+
+#[test]
+#[ignore = "needs root: namespaces and overlayfs"]
+fn cgroups_are_the_runs_own_and_read_only() {
+    let w = work_root();
+    let points = cgroup_points();
+    let script = "grep ' /sys/fs/cgroup' /proc/self/mountinfo | cut -d' ' -f5,6; \
+                  cat /sys/fs/cgroup/memory/memory.limit_in_bytes 2>/dev/null; \
+                  mkdir /sys/fs/cgroup/pids/ns-run-it 2>/dev/null && echo writable; true";
+    let r = sh(w.path(), &[], script);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let lines: Vec<&str> = r.stderr.lines().collect();
+    let inside: Vec<&str> = lines
+        .iter()
+        .filter(|l| l.starts_with('/'))
+        .map(|l| l.split(' ').next().unwrap())
+        .collect();
+    let mut sorted = inside.clone();
+    sorted.sort_unstable();
+    let mut want = points.clone();
+    want.sort();
+    assert_eq!(sorted, want, "{}", r.stderr);
+    for l in lines.iter().filter(|l| l.starts_with("/sys/fs/cgroup/")) {
+        assert!(l.contains(" ro,nosuid,nodev,noexec"), "{l}");
+    }
+    assert!(!r.stderr.contains("writable"), "{}", r.stderr);
+    // the memory hierarchy is this process's own cgroup (the run makes none)
+    let own = std::fs::read_to_string("/proc/self/cgroup").unwrap();
+    let memory = own.lines().find_map(|l| {
+        let mut f = l.splitn(3, ':');
+        let _id = f.next();
+        (f.next() == Some("memory")).then(|| f.next().unwrap_or("/").to_string())
+    });
+    if let Some(path) = memory
+        && points.iter().any(|p| p == "/sys/fs/cgroup/memory")
+    {
+        let host = std::fs::read_to_string(
+            Path::new("/sys/fs/cgroup/memory")
+                .join(path.trim_start_matches('/'))
+                .join("memory.limit_in_bytes"),
+        )
+        .unwrap();
+        assert!(lines.contains(&host.trim()), "{host} {}", r.stderr);
+    }
+    // security.insecure: writable, as BuildKit's WithWriteableCgroupfs
+    let r = sh(w.path(), &["--security", "insecure"], script);
+    for l in r
+        .stderr
+        .lines()
+        .filter(|l| l.starts_with("/sys/fs/cgroup/"))
+    {
+        assert!(l.contains(" rw,"), "{l}");
+    }
+    if points.iter().any(|p| p == "/sys/fs/cgroup/pids") {
+        assert!(r.stderr.contains("writable"), "{}", r.stderr);
+        let _ = std::fs::remove_dir("/sys/fs/cgroup/pids/ns-run-it");
+    }
 }
 
 #[test]
