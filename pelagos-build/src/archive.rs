@@ -333,8 +333,30 @@ pub fn extract(
                 }
             }
         }
-        // a later entry of the same path replaces the earlier one, as tar -x does
-        out.retain(|x| x.path_in_layer != dest);
+        // an entry below a symlink of the archive would be written through the link: untar
+        // (in BuildKit's chroot) fails unless the link resolves inside; refuse it always
+        let mut anc = dest.as_str();
+        while let Some((parent, _)) = anc.rsplit_once('/') {
+            if parent.len() < into.len() {
+                break;
+            }
+            if out
+                .iter()
+                .any(|x| x.path_in_layer == parent && matches!(x.source, EntrySource::Symlink(_)))
+            {
+                return Err(bad(format!(
+                    "{name}: a parent of the entry is a symlink of the archive"
+                )));
+            }
+            anc = parent;
+        }
+        // a later entry of the same path replaces the earlier one, as tar -x does (a
+        // directory replaced by anything else goes with its contents)
+        let below = format!("{dest}/");
+        let replaces_tree = !matches!(source, EntrySource::Dir);
+        out.retain(|x| {
+            x.path_in_layer != dest && !(replaces_tree && x.path_in_layer.starts_with(&below))
+        });
         out.push(Entry {
             path_in_layer: dest,
             source,
@@ -624,6 +646,37 @@ mod tests {
             );
         }
         assert_eq!(get("sym").mode, 0o777);
+    }
+
+    #[test]
+    fn entries_below_an_archive_symlink_fail_and_replaced_dirs_go_with_their_contents() {
+        let tar_of = |entries: &[(&str, Option<&str>)]| {
+            let mut b = tar::Builder::new(Vec::new());
+            for (name, link) in entries {
+                let mut h = tar::Header::new_ustar();
+                h.set_size(0);
+                h.set_mode(0o644);
+                match link {
+                    Some(t) => {
+                        h.set_entry_type(tar::EntryType::Symlink);
+                        b.append_link(&mut h, name, t).unwrap();
+                    }
+                    None => b.append_data(&mut h, name, &[][..]).unwrap(),
+                }
+            }
+            b.into_inner().unwrap()
+        };
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("a.tar");
+        // the classic escape: a link to /etc, then a file through it (BuildKit fails too)
+        std::fs::write(&p, tar_of(&[("ln", Some("/etc")), ("ln/evil", None)])).unwrap();
+        let e = extract(&p, Codec::None, "x", d.path(), None).unwrap_err();
+        assert!(e.to_string().contains("symlink"), "{e}");
+        // a file first, then a link of its parent's name: the link replaces the directory
+        std::fs::write(&p, tar_of(&[("ln/f", None), ("ln", Some("/etc"))])).unwrap();
+        let es = extract(&p, Codec::None, "x", d.path(), None).unwrap();
+        let names: Vec<&str> = es.iter().map(|e| e.path_in_layer.as_str()).collect();
+        assert_eq!(names, ["x/ln"]);
     }
 
     #[test]

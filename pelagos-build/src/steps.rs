@@ -191,6 +191,26 @@ fn materialize(ex: &Executor<'_>, layers: &[Layer], name: &str) -> Result<TempPa
     Ok(dir)
 }
 
+/// A private copy of `src` (a directory or a file; symlinks inside kept) at `TEMP/src`.
+fn writable_copy(ex: &Executor<'_>, src: &Path, name: &str) -> Result<TempPath, BuildError> {
+    let dir = TempPath(ex.store.temp_path("mount")?);
+    std::fs::create_dir_all(&dir.0).map_err(|e| failed(name, e))?;
+    let dst = dir.0.join("src");
+    if std::fs::metadata(src)
+        .map_err(|e| failed(name, e))?
+        .is_dir()
+    {
+        let opts = crate::localdir::MergeOptions {
+            move_files: false,
+            owners: rustix::process::geteuid().is_root(),
+        };
+        crate::localdir::merge_into(src, &dst, opts).map_err(|e| failed(name, e))?;
+    } else {
+        std::fs::copy(src, &dst).map_err(|e| failed(name, e))?;
+    }
+    Ok(dir)
+}
+
 fn from_layers(
     ex: &Executor<'_>,
     from: &FromRef,
@@ -274,6 +294,14 @@ fn run_step(
                     let rel = clean(&format!("/{source}"));
                     let rel = rel.trim_start_matches('/');
                     let host = match from {
+                        // a writable bind of the context gets a private copy whose changes are
+                        // dropped, as BuildKit's rw mounts: never write into the context itself
+                        None if !*readonly => {
+                            let dir = writable_copy(ex, &ex.context_root.join(rel), name)?;
+                            let h = dir.0.join("src");
+                            keep.push(dir);
+                            h
+                        }
                         None => ex.context_root.join(rel),
                         Some(f) => {
                             let layers = from_layers(ex, f, &st.platform, name)?;

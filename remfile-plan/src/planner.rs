@@ -261,7 +261,15 @@ pub fn plan(
             None => target_platform.clone(),
             Some(p) => {
                 let v = lexer.word(p, &global_args).map_err(expand_err(p))?;
-                Platform::parse(&v).map_err(|source| PlanError::Platform { line, source })?
+                let parsed =
+                    Platform::parse(&v).map_err(|source| PlanError::Platform { line, source })?;
+                // BuildKit makes `FROM --platform=X scratch` an empty image of the target
+                // platform (checked with Docker 20.10: the config says the target's arch)
+                if name == "scratch" {
+                    target_platform.clone()
+                } else {
+                    parsed
+                }
             }
         };
         let base = if name == "scratch" {

@@ -282,3 +282,26 @@ fn pre_from_arg_without_value_empties_a_predefined_arg() {
     assert_eq!(labels["arch"], "[]");
     assert_eq!(labels["os"], "[linux]");
 }
+
+#[test]
+#[ignore = "needs root: RUN steps use namespaces and overlayfs"]
+fn writable_bind_of_the_context_never_changes_the_context() {
+    let e = Env::new();
+    e.write("d/f", "f");
+    e.remfile(
+        "FROM busybox:local\nRUN --mount=type=bind,source=d,target=/src,rw echo new > /src/added \
+         && ls /src > /ls\nRUN --mount=type=bind,source=d/f,target=/one,rw echo x >> /one\n",
+    );
+    e.build_ok(&["-t", "t"]);
+    let r = e.rootfs("t");
+    assert_eq!(
+        std::fs::read_to_string(r.path().join("ls")).unwrap(),
+        "added\nf\n",
+        "the step writes into its copy"
+    );
+    assert!(
+        !e.ctx.join("d/added").exists(),
+        "as BuildKit: rw writes are dropped"
+    );
+    assert_eq!(std::fs::read_to_string(e.ctx.join("d/f")).unwrap(), "f");
+}

@@ -1012,3 +1012,23 @@ fn pre_from_arg_without_value_unsets_a_predefined_arg() {
     let p = plan("FROM busybox\nARG TARGETARCH\nRUN x\n", &[]);
     assert_eq!(get(&the_run(&p).env, "TARGETARCH"), Some("amd64"));
 }
+
+#[test]
+fn from_platform_on_scratch_gives_the_target_platform() {
+    // BuildKit's empty image has the target platform (Docker 20.10: config arch amd64)
+    let p = plan(
+        "FROM --platform=linux/arm64 scratch AS a\nCOPY f /\nFROM a\n",
+        &[],
+    );
+    assert_eq!(stage(&p, 0).platform, "linux/amd64");
+    assert_eq!(last(&p).platform, "linux/amd64");
+    let p = plan("FROM --platform=linux/arm64 busybox\n", &[]);
+    assert_eq!(
+        last(&p).platform,
+        "linux/arm64",
+        "an image keeps its --platform"
+    );
+    // an invalid platform is still an error
+    let e = plan_err("FROM --platform=linux scratch\n", &[]);
+    assert!(e.to_string().contains("linux"), "{e}");
+}
