@@ -26,10 +26,8 @@ pub enum CopyError {
     /// A wildcard matched nothing.
     #[error("{0}: no source files matched")]
     NoMatch(String),
-    /// Several sources need a directory destination.
-    #[error(
-        "when copying several sources the destination {0:?} must be a directory and end with /"
-    )]
+    /// A directory source after a file source landed on the same destination.
+    #[error("cannot copy a directory onto {0:?}: an earlier source made it a file")]
     DestNotDir(String),
     /// A destination's parent exists in the target but is not a directory.
     #[error("cannot copy to {0:?}: /{1} is not a directory")]
@@ -242,7 +240,10 @@ struct Builder<'a> {
 impl Builder<'_> {
     fn entry(&mut self, n: &Node, dest: String) {
         let mut mode = n.mode;
-        if let Some(c) = &self.req.chmod {
+        // a symlink keeps its 0777 under --chmod (checked with Docker 20.10)
+        if let Some(c) = &self.req.chmod
+            && !matches!(n.kind, Kind::Symlink(_))
+        {
             mode = c.apply(mode, n.is_dir());
         }
         let (uid, gid) = match self.req.chown {
@@ -304,7 +305,6 @@ pub fn plan_copy(src: &Tree, target: &Tree, req: &CopyRequest) -> Result<CopyPla
         plan: CopyPlan::default(),
         links: HashMap::new(),
     };
-    let many = req.sources.len() > 1;
     for pattern in &req.sources {
         // --parents keeps the path below the `/./` pivot (or the whole path)
         let (pivot, pat) = match (req.parents, pattern.split_once("/./")) {
@@ -319,20 +319,17 @@ pub fn plan_copy(src: &Tree, target: &Tree, req: &CopyRequest) -> Result<CopyPla
             Err(CopyError::NoMatch(_)) => Vec::new(),
             r => r?,
         };
-        let dest_is_dir = dir_spelled || dest_exists_dir || req.parents;
-        if (many || matches.len() > 1) && !dest_is_dir {
-            let all_dirs = matches.iter().all(|m| {
-                src.resolve(m)
-                    .ok()
-                    .flatten()
-                    .and_then(|r| src.lstat(&r).ok().flatten())
-                    .is_some_and(|n| n.is_dir())
-            });
-            if !all_dirs || many {
-                return Err(CopyError::DestNotDir(req.dest.clone()));
-            }
-        }
         for m in matches {
+            // several sources onto a destination without `/` are copied one after the other,
+            // as BuildKit does (Docker 20.10 and newer): a file source replaces the file of the
+            // previous one, and goes into the directory an earlier directory source made
+            let dest_is_dir = dir_spelled
+                || dest_exists_dir
+                || req.parents
+                || b.plan
+                    .entries
+                    .get(&dest_rel)
+                    .is_some_and(|e| matches!(e.source, EntrySource::Dir));
             // --exclude patterns match a named source by its path or its name
             if !m.is_empty()
                 && (exclude.is_excluded(&m)
@@ -359,6 +356,14 @@ pub fn plan_copy(src: &Tree, target: &Tree, req: &CopyRequest) -> Result<CopyPla
             };
             if node.is_dir() {
                 let base = join(&dest_rel, &kept);
+                if b.plan
+                    .entries
+                    .get(&base)
+                    .is_some_and(|e| !matches!(e.source, EntrySource::Dir))
+                {
+                    // an earlier source made the destination a file
+                    return Err(CopyError::DestNotDir(req.dest.clone()));
+                }
                 if !base.is_empty() && target.lstat(&base)?.is_none() {
                     // the directory receiving the contents is made new, as BuildKit does: 0755,
                     // the --chown owner (else root), never the source dir's metadata or --chmod
@@ -404,7 +409,13 @@ pub fn plan_copy(src: &Tree, target: &Tree, req: &CopyRequest) -> Result<CopyPla
             }
         }
     }
-    b.plan.dest_is_dir = dir_spelled || dest_exists_dir || req.parents;
+    b.plan.dest_is_dir = dir_spelled
+        || dest_exists_dir
+        || req.parents
+        || b.plan
+            .entries
+            .get(&dest_rel)
+            .is_some_and(|e| matches!(e.source, EntrySource::Dir));
     b.plan.dest = dest_rel;
     add_parents(&mut b.plan, target, req)?;
     Ok(b.plan)
@@ -561,8 +572,16 @@ mod tests {
             paths(&plan_copy(&t, &empty(), &req(&["top.txt"], ".")).unwrap()),
             ["w", "w/top.txt"]
         );
-        let e = plan_copy(&t, &empty(), &req(&["top.txt", "src/a.txt"], "/x")).unwrap_err();
-        assert!(matches!(e, CopyError::DestNotDir(_)));
+        // several sources onto a dest without `/`: one after the other, the last file wins
+        // (BuildKit); a file after a directory source goes into it
+        let p = plan_copy(&t, &empty(), &req(&["top.txt", "src/a.txt"], "/x")).unwrap();
+        assert_eq!(paths(&p), ["x"]);
+        assert!(matches!(&p.entries["x"].source, EntrySource::File(f) if f.ends_with("src/a.txt")));
+        let p = plan_copy(&t, &empty(), &req(&["src/sub", "top.txt"], "/z")).unwrap();
+        assert_eq!(paths(&p), ["z", "z/c.txt", "z/top.txt"]);
+        assert!(p.dest_is_dir);
+        let e = plan_copy(&t, &empty(), &req(&["top.txt", "src/sub"], "/z")).unwrap_err();
+        assert!(matches!(e, CopyError::DestNotDir(_)), "{e}");
     }
 
     #[test]
@@ -637,6 +656,14 @@ mod tests {
         assert_eq!(
             p.entries["q/r/top.txt"].uid, 0,
             "context files become root-owned"
+        );
+        let mut r = req(&["."], "/all/");
+        r.chmod = Some(Chmod::parse("0600").unwrap());
+        let p = plan_copy(&t, &empty(), &r).unwrap();
+        assert_eq!(p.entries["all/top.txt"].mode, 0o600);
+        assert_eq!(
+            p.entries["all/link"].mode, 0o777,
+            "--chmod leaves symlinks alone"
         );
     }
 

@@ -191,6 +191,39 @@ fn materialize(ex: &Executor<'_>, layers: &[Layer], name: &str) -> Result<TempPa
     Ok(dir)
 }
 
+/// The content checksum of every context bind mount of a RUN (paths, types, modes, owners,
+/// link targets, contents; never mtimes), for its cache key: as in BuildKit, a changed file
+/// under a bound context path runs the step again. Empty when the step binds no context.
+fn context_mounts_digest(ex: &Executor<'_>, r: &RunStep, name: &str) -> Result<String, BuildError> {
+    let mut out = String::new();
+    for m in &r.mounts {
+        let RunMount::Bind {
+            source, from: None, ..
+        } = m
+        else {
+            continue;
+        };
+        let req = copy::CopyRequest {
+            sources: vec![source.clone()],
+            dest: "/m/".into(),
+            workdir: "/".into(),
+            ..Default::default()
+        };
+        let plan = copy::plan_copy(&ex.context, &Tree::Layers(Vec::new()), &req)
+            .map_err(|e| failed(name, format!("mount source {source:?}: {e}")))?;
+        let files = checksum::entry_files(&plan.entries);
+        let hashes = ex
+            .statcache
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .hash_files(&files, 2)
+            .map_err(|e| failed(name, e))?;
+        out.push_str(" bind=");
+        out.push_str(&checksum::entries_digest(&plan.entries, &hashes));
+    }
+    Ok(out)
+}
+
 /// A private copy of `src` (a directory or a file; symlinks inside kept) at `TEMP/src`.
 fn writable_copy(ex: &Executor<'_>, src: &Path, name: &str) -> Result<TempPath, BuildError> {
     let dir = TempPath(ex.store.temp_path("mount")?);
@@ -250,9 +283,10 @@ fn run_step(
         &st.key,
         &step.definition,
         &format!(
-            "{} network={net}{}",
+            "{} network={net}{}{}",
             epoch_tag(ex),
-            ex.opts.extra.run_key_part()
+            ex.opts.extra.run_key_part(),
+            context_mounts_digest(ex, r, name)?
         ),
     );
     cached_or(ex, key, || {
@@ -292,7 +326,24 @@ fn run_step(
                     readonly,
                 } => {
                     let rel = clean(&format!("/{source}"));
-                    let rel = rel.trim_start_matches('/');
+                    let mut rel = rel.trim_start_matches('/').to_string();
+                    if from.is_none() {
+                        // symlinks resolve inside the context, as in BuildKit's snapshot of it: a
+                        // link to /etc means CONTEXT/etc, never the host's /etc
+                        rel = ex
+                            .context
+                            .resolve(&rel)
+                            .map_err(|e| failed(name, e))?
+                            .ok_or_else(|| {
+                                failed(
+                                    name,
+                                    format!(
+                                        "mount source {source:?}: not found in the build context"
+                                    ),
+                                )
+                            })?;
+                    }
+                    let rel = rel.as_str();
                     let host = match from {
                         // a writable bind of the context gets a private copy whose changes are
                         // dropped, as BuildKit's rw mounts: never write into the context itself
@@ -751,10 +802,6 @@ fn copy_step(
     } else {
         copy::plan_copy(&src, &target, &req).map_err(|e| input(name, e))?
     };
-    let many = c.sources.len() > 1;
-    if many && !plan.dest_is_dir {
-        return Err(input(name, copy::CopyError::DestNotDir(c.dest.clone())));
-    }
     let place = |plan: &CopyPlan, file: &str| {
         if plan.dest_is_dir {
             join(&plan.dest, file)

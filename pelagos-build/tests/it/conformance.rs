@@ -110,6 +110,10 @@ fn add_archive_keeps_its_owners_modes_and_hard_links_under_chown() {
     let mut h = tar::Header::new_ustar();
     h.set_entry_type(tar::EntryType::Link);
     h.set_size(0);
+    // a link header carries its file's metadata (tar writes it so; untar applies it)
+    h.set_mode(0o4750);
+    h.set_uid(1000);
+    h.set_gid(50);
     // sorts before its target: the layer must still be valid
     b.append_link(&mut h, "top/hard", "top/owned").unwrap();
     std::fs::write(e.ctx.join("a.tar"), b.into_inner().unwrap()).unwrap();
@@ -304,4 +308,57 @@ fn writable_bind_of_the_context_never_changes_the_context() {
         "as BuildKit: rw writes are dropped"
     );
     assert_eq!(std::fs::read_to_string(e.ctx.join("d/f")).unwrap(), "f");
+}
+
+#[test]
+#[ignore = "needs root: RUN steps use namespaces and overlayfs"]
+fn bind_mount_sources_resolve_symlinks_inside_the_context() {
+    let e = Env::new();
+    e.write("etc/mine", "in the context");
+    std::os::unix::fs::symlink("/etc", e.ctx.join("hostetc")).unwrap();
+    e.remfile("FROM busybox:local\nRUN --mount=type=bind,source=hostetc,target=/h ls /h > /ls\n");
+    e.build_ok(&["-t", "t"]);
+    assert_eq!(
+        std::fs::read_to_string(e.rootfs("t").path().join("ls")).unwrap(),
+        "mine\n",
+        "CONTEXT/etc, never the host's /etc"
+    );
+    // the bound content is part of the step's cache key, as in BuildKit
+    e.write("etc/mine", "changed");
+    e.write("etc/other", "new");
+    e.build_ok(&["-t", "t"]);
+    assert_eq!(
+        std::fs::read_to_string(e.rootfs("t").path().join("ls")).unwrap(),
+        "mine\nother\n"
+    );
+    std::fs::remove_dir_all(e.ctx.join("etc")).unwrap();
+    let o = e.build(&[]);
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("not found"), "{err}");
+}
+
+#[test]
+fn several_sources_onto_a_dest_without_slash_are_copied_in_turn() {
+    // BuildKit (Docker 20.10 and newer): no error, the last file wins
+    let e = Env::new();
+    e.write("a", "a");
+    e.write("b", "b");
+    e.write("d/in", "in");
+    e.remfile("FROM busybox:local\nCOPY a b /dest\nCOPY *.x a /none-matched\nCOPY d a /dir\n");
+    e.build_ok(&["-t", "t"]);
+    let r = e.rootfs("t");
+    assert_eq!(std::fs::read_to_string(r.path().join("dest")).unwrap(), "b");
+    assert_eq!(
+        std::fs::read_to_string(r.path().join("none-matched")).unwrap(),
+        "a"
+    );
+    assert_eq!(
+        std::fs::read_to_string(r.path().join("dir/in")).unwrap(),
+        "in"
+    );
+    assert_eq!(
+        std::fs::read_to_string(r.path().join("dir/a")).unwrap(),
+        "a"
+    );
 }
