@@ -222,9 +222,9 @@ fn join(a: &str, b: &str) -> String {
 pub struct CopyPlan {
     /// Entries by path in the layer (sorted).
     pub entries: BTreeMap<String, Entry>,
-    /// Layer paths of the entries made from named (non-directory) sources: the candidates for
-    /// ADD's archive extraction.
-    pub named_files: Vec<String>,
+    /// Layer paths and host files of the named (non-directory) sources, in order: the
+    /// candidates for ADD's archive extraction (several sources onto one path all listed).
+    pub named_files: Vec<(String, std::path::PathBuf)>,
     /// Whether the destination is a directory.
     pub dest_is_dir: bool,
     /// The destination (resolved, tree-relative).
@@ -404,7 +404,9 @@ pub fn plan_copy(src: &Tree, target: &Tree, req: &CopyRequest) -> Result<CopyPla
                 } else {
                     dest_rel.clone()
                 };
-                b.plan.named_files.push(d.clone());
+                if matches!(node.kind, Kind::File) {
+                    b.plan.named_files.push((d.clone(), node.host.clone()));
+                }
                 b.entry(&node, d);
             }
         }

@@ -829,11 +829,10 @@ fn copy_step(
     // archives among named local sources (ADD only, unless --unpack=false)
     let mut archives = Vec::new();
     if is_add && c.unpack != Some(false) {
-        for p in &plan.named_files {
-            if let Some(Entry {
-                source: EntrySource::File(host),
-                ..
-            }) = plan.entries.get(p)
+        for (p, host) in &plan.named_files {
+            // (an archive whose entry a later source replaced is still extracted, as BuildKit
+            // extracts each source in turn)
+            if plan.entries.contains_key(p)
                 && let Some(codec) = archive::detect(host).map_err(|e| failed(name, e))?
             {
                 let into = if plan.dest_is_dir {
@@ -871,14 +870,22 @@ fn copy_step(
         downloads.push(dir);
     }
     copy::add_parents(&mut plan, &target, &req).map_err(|e| failed(name, e))?;
-    let files = checksum::entry_files(&plan.entries);
+    let mut files = checksum::entry_files(&plan.entries);
+    files.extend(archives.iter().map(|a| a.1.as_path()));
     let hashes = ex
         .statcache
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
         .hash_files(&files, 2)
         .map_err(|e| failed(name, e))?;
-    let sum = checksum::entries_digest(&plan.entries, &hashes);
+    let mut sum = checksum::entries_digest(&plan.entries, &hashes);
+    // an archive a later source replaced is extracted too: its content keys the step
+    for (p, host, _, _) in &archives {
+        let replaced = !matches!(plan.entries.get(p), Some(Entry { source: EntrySource::File(h), .. }) if h == host);
+        if replaced && let Some(d) = hashes.get(host) {
+            sum.push_str(&format!(" {p}={}", hex::encode(d)));
+        }
+    }
     // exactly one regular file (plus directories) that is WebAssembly: a Wasm layer candidate
     let mut files = plan
         .entries

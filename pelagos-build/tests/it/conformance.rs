@@ -362,3 +362,37 @@ fn several_sources_onto_a_dest_without_slash_are_copied_in_turn() {
         "a"
     );
 }
+
+#[test]
+fn add_of_several_archives_onto_a_dest_without_slash_extracts_each() {
+    let e = Env::new();
+    let tar_with = |name: &str, data: &[u8]| {
+        let mut b = tar::Builder::new(Vec::new());
+        let mut h = tar::Header::new_ustar();
+        h.set_mode(0o644);
+        h.set_size(data.len() as u64);
+        b.append_data(&mut h, name, data).unwrap();
+        b.into_inner().unwrap()
+    };
+    std::fs::write(e.ctx.join("a.tar"), tar_with("d/f", b"a")).unwrap();
+    std::fs::write(e.ctx.join("b.tar"), tar_with("d/g", b"b")).unwrap();
+    e.remfile("FROM busybox:local\nADD a.tar b.tar /x\n");
+    e.build_ok(&["-t", "t"]);
+    let r = e.rootfs("t");
+    assert_eq!(
+        std::fs::read_to_string(r.path().join("x/d/f")).unwrap(),
+        "a"
+    );
+    assert_eq!(
+        std::fs::read_to_string(r.path().join("x/d/g")).unwrap(),
+        "b"
+    );
+    // the first archive's content keys the step although its entry was replaced
+    std::fs::write(e.ctx.join("a.tar"), tar_with("d/f", b"A")).unwrap();
+    e.build_ok(&["-t", "t"]);
+    let r = e.rootfs("t");
+    assert_eq!(
+        std::fs::read_to_string(r.path().join("x/d/f")).unwrap(),
+        "A"
+    );
+}
