@@ -883,7 +883,9 @@ fn copy_step(
     for (p, host, _, _) in &archives {
         let replaced = !matches!(plan.entries.get(p), Some(Entry { source: EntrySource::File(h), .. }) if h == host);
         if replaced && let Some(d) = hashes.get(host) {
-            sum.push_str(&format!(" {p}={}", hex::encode(d)));
+            for part in [" ", p.as_str(), "=", hex::encode(d).as_str()] {
+                sum.push_str(part);
+            }
         }
     }
     // exactly one regular file (plus directories) that is WebAssembly: a Wasm layer candidate
