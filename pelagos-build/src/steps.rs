@@ -224,6 +224,50 @@ fn context_mounts_digest(ex: &Executor<'_>, r: &RunStep, name: &str) -> Result<S
     Ok(out)
 }
 
+/// A private copy at `TEMP/src` of the context path `source` as the ignore file filters it
+/// (owners, modes, mtimes and symlinks kept), streamed through layer-pack.
+fn filtered_copy(ex: &Executor<'_>, source: &str, name: &str) -> Result<TempPath, BuildError> {
+    let req = copy::CopyRequest {
+        sources: vec![source.to_string()],
+        dest: "/src".into(),
+        workdir: "/".into(),
+        keep_owner: true,
+        ..Default::default()
+    };
+    let plan = copy::plan_copy(&ex.context, &Tree::Layers(Vec::new()), &req)
+        .map_err(|e| failed(name, format!("mount source {source:?}: {e}")))?;
+    let dir = TempPath(ex.store.temp_path("mount")?);
+    std::fs::create_dir_all(&dir.0).map_err(|e| failed(name, e))?;
+    let (reader, writer) = std::io::pipe().map_err(|e| failed(name, e))?;
+    let opts = layer_pack::PackOptions {
+        compression: layer_pack::Compression::None,
+        ..Default::default()
+    };
+    let entries: Vec<Entry> = plan.entries.into_values().collect();
+    let packer =
+        std::thread::spawn(move || layer_pack::pack_entries(entries, &opts, writer).map(|_| ()));
+    let root = rustix::process::geteuid().is_root();
+    let unpacked = layer_pack::unpack(
+        reader,
+        &dir.0,
+        &layer_pack::UnpackOptions {
+            allow_devices: root,
+            preserve_owners: root,
+            ..Default::default()
+        },
+    );
+    let packed = packer
+        .join()
+        .map_err(|_| failed(name, "packing the filtered context panicked"))?;
+    packed.map_err(|e| failed(name, e))?;
+    unpacked.map_err(|e| failed(name, e))?;
+    if std::fs::symlink_metadata(dir.0.join("src")).is_err() {
+        // a source that selected nothing (everything under it ignored): an empty directory
+        std::fs::create_dir_all(dir.0.join("src")).map_err(|e| failed(name, e))?;
+    }
+    Ok(dir)
+}
+
 /// A private copy of `src` (a directory or a file; symlinks inside kept) at `TEMP/src`.
 fn writable_copy(ex: &Executor<'_>, src: &Path, name: &str) -> Result<TempPath, BuildError> {
     let dir = TempPath(ex.store.temp_path("mount")?);
@@ -344,7 +388,17 @@ fn run_step(
                             })?;
                     }
                     let rel = rel.as_str();
+                    let filtered =
+                        matches!(&ex.context, Tree::Dir { ignore, .. } if !ignore.is_empty());
                     let host = match from {
+                        // with an ignore file the bind sees the filtered context (BuildKit binds
+                        // the context it was sent): a private copy without the excluded files
+                        None if filtered => {
+                            let dir = filtered_copy(ex, source, name)?;
+                            let h = dir.0.join("src");
+                            keep.push(dir);
+                            h
+                        }
                         // a writable bind of the context gets a private copy whose changes are
                         // dropped, as BuildKit's rw mounts: never write into the context itself
                         None if !*readonly => {

@@ -396,3 +396,23 @@ fn add_of_several_archives_onto_a_dest_without_slash_extracts_each() {
         "A"
     );
 }
+
+#[test]
+#[ignore = "needs root: RUN steps use namespaces and overlayfs"]
+fn bind_of_the_context_sees_what_the_ignore_file_leaves() {
+    let e = Env::new();
+    e.write(".dockerignore", "secret.txt\nd/*.log\n");
+    e.write("secret.txt", "s");
+    e.write("d/keep.txt", "k");
+    e.write("d/drop.log", "l");
+    e.remfile(
+        "FROM busybox:local\nRUN --mount=type=bind,target=/ctx ls -a /ctx > /root-list\n\
+         RUN --mount=type=bind,source=d,target=/d,rw ls /d > /d-list && echo x > /d/new\n",
+    );
+    e.build_ok(&["-t", "t"]);
+    let r = e.rootfs("t");
+    let read = |p: &str| std::fs::read_to_string(r.path().join(p)).unwrap();
+    assert_eq!(read("root-list"), ".\n..\n.dockerignore\nRemfile\nd\n");
+    assert_eq!(read("d-list"), "keep.txt\n");
+    assert!(!e.ctx.join("d/new").exists());
+}
