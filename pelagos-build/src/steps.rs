@@ -238,7 +238,9 @@ fn filtered_copy(ex: &Executor<'_>, source: &str, name: &str) -> Result<TempPath
         .map_err(|e| failed(name, format!("mount source {source:?}: {e}")))?;
     let dir = TempPath(ex.store.temp_path("mount")?);
     std::fs::create_dir_all(&dir.0).map_err(|e| failed(name, e))?;
-    let (reader, writer) = std::io::pipe().map_err(|e| failed(name, e))?;
+    let (reader, writer) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
+        .map_err(|e| failed(name, std::io::Error::from(e)))?;
+    let (reader, writer) = (std::fs::File::from(reader), std::fs::File::from(writer));
     let opts = layer_pack::PackOptions {
         compression: layer_pack::Compression::None,
         ..Default::default()
@@ -256,10 +258,10 @@ fn filtered_copy(ex: &Executor<'_>, source: &str, name: &str) -> Result<TempPath
             ..Default::default()
         },
     );
-    let packed = packer
+    packer
         .join()
-        .map_err(|_| failed(name, "packing the filtered context panicked"))?;
-    packed.map_err(|e| failed(name, e))?;
+        .map_err(|_| failed(name, "packing the filtered context panicked"))?
+        .map_err(|e| failed(name, e))?;
     unpacked.map_err(|e| failed(name, e))?;
     if std::fs::symlink_metadata(dir.0.join("src")).is_err() {
         // a source that selected nothing (everything under it ignored): an empty directory
