@@ -150,6 +150,14 @@ def compare_builds(d):
                 diffs.append(f"history[{i}]: buildkit={b} pelagos={p}")
     if len(blayers) != len(players):
         diffs.append(f"layer count: buildkit={len(blayers)} pelagos={len(players)}")
+    if len(blayers) == len(players):
+        # per-layer entry names (whiteouts included): reported as notes, the flattened file
+        # system below is what must agree
+        for i, (bl, pl) in enumerate(zip(blayers, players)):
+            bn = {m.name.lstrip("./").rstrip("/") for m in bl.getmembers()} - {""}
+            pn = {m.name.lstrip("./").rstrip("/") for m in pl.getmembers()} - {""}
+            if bn != pn:
+                notes.append(f"layer {i}: only buildkit {sorted(bn - pn)[:5]} only pelagos {sorted(pn - bn)[:5]}")
     bfs, pfs = flatten(blayers), flatten(players)
     for p in sorted(set(bfs) | set(pfs)):
         b, q = bfs.get(p), pfs.get(p)
@@ -189,11 +197,14 @@ def main():
         verdict, lines = compare(out, c)
         print(f"== {c}: {verdict}")
         mt = [l for l in lines if l.startswith("mtime ")]
+        ly = [l for l in lines if l.startswith("layer ")]
         for l in lines:
-            if not l.startswith("mtime "):
+            if not l.startswith(("mtime ", "layer ")):
                 print("   " + l)
         if mt:
             print(f"   note: {len(mt)} mtime(s) differ, e.g. {mt[0]}")
+        for l in ly:
+            print(f"   note: {l}")
         bad += verdict == "DIFF"
         known += verdict == "known"
         skipped += verdict == "skip"

@@ -259,6 +259,20 @@ pub fn extract(
         }
         let h = e.header().clone();
         let Some(dest) = place(&name) else { continue };
+        // untar sets every xattr of the entry, and the layer BuildKit exports keeps
+        // security.capability only (Docker's tar writer; checked with Docker 20.10)
+        let mut xattrs = Vec::new();
+        if let Some(exts) = e.pax_extensions().map_err(|err| bad(err.to_string()))? {
+            for ext in exts {
+                let ext = ext.map_err(|err| bad(err.to_string()))?;
+                if ext.key_bytes() == b"SCHILY.xattr.security.capability" {
+                    xattrs.push((
+                        "security.capability".to_string(),
+                        ext.value_bytes().to_vec(),
+                    ));
+                }
+            }
+        }
         // a symlink's own mode is always 0777 on Linux (untar cannot set another)
         let mode = if h.entry_type().is_symlink() {
             0o777
@@ -326,6 +340,10 @@ pub fn extract(
                 match &x.source {
                     EntrySource::Hardlink(next) => target = next.clone(),
                     EntrySource::Symlink(_) => break,
+                    // link(2) refuses directories: untar fails, and so does applying the layer
+                    EntrySource::Dir => {
+                        return Err(bad(format!("{name}: hard link to a directory")));
+                    }
                     _ => {
                         (x.mode, x.uid, x.gid, x.mtime) = (mode, uid, gid, mtime);
                         break;
@@ -334,19 +352,29 @@ pub fn extract(
             }
         }
         // an entry below a symlink of the archive would be written through the link: untar
-        // (in BuildKit's chroot) fails unless the link resolves inside; refuse it always
+        // (in BuildKit's chroot) fails unless the link resolves inside; refuse it always. Below
+        // any other non-directory, untar fails (ENOTDIR), and the layer could not be applied.
         let mut anc = dest.as_str();
         while let Some((parent, _)) = anc.rsplit_once('/') {
             if parent.len() < into.len() {
                 break;
             }
-            if out
+            match out
                 .iter()
-                .any(|x| x.path_in_layer == parent && matches!(x.source, EntrySource::Symlink(_)))
+                .find(|x| x.path_in_layer == parent)
+                .map(|x| &x.source)
             {
-                return Err(bad(format!(
-                    "{name}: a parent of the entry is a symlink of the archive"
-                )));
+                Some(EntrySource::Symlink(_)) => {
+                    return Err(bad(format!(
+                        "{name}: a parent of the entry is a symlink of the archive"
+                    )));
+                }
+                Some(EntrySource::Dir) | None => {}
+                Some(_) => {
+                    return Err(bad(format!(
+                        "{name}: a parent of the entry is not a directory in the archive"
+                    )));
+                }
             }
             anc = parent;
         }
@@ -364,7 +392,7 @@ pub fn extract(
             uid,
             gid,
             mtime,
-            xattrs: Vec::new(),
+            xattrs,
         });
     }
     implied_dirs(&mut out, into);
@@ -677,6 +705,34 @@ mod tests {
         let es = extract(&p, Codec::None, "x", d.path(), None).unwrap();
         let names: Vec<&str> = es.iter().map(|e| e.path_in_layer.as_str()).collect();
         assert_eq!(names, ["x/ln"]);
+    }
+
+    #[test]
+    fn security_capability_xattrs_are_kept_others_dropped() {
+        let mut b = tar::Builder::new(Vec::new());
+        b.append_pax_extensions([
+            (
+                "SCHILY.xattr.security.capability",
+                &b"\x01\x00\x00\x02cap"[..],
+            ),
+            ("SCHILY.xattr.user.note", &b"dropped"[..]),
+        ])
+        .unwrap();
+        let mut h = tar::Header::new_ustar();
+        h.set_mode(0o755);
+        h.set_size(1);
+        b.append_data(&mut h, "bin", &b"x"[..]).unwrap();
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("x.tar");
+        std::fs::write(&p, b.into_inner().unwrap()).unwrap();
+        let es = extract(&p, Codec::None, "", d.path(), None).unwrap();
+        assert_eq!(
+            es[0].xattrs,
+            [(
+                "security.capability".to_string(),
+                b"\x01\x00\x00\x02cap".to_vec()
+            )]
+        );
     }
 
     #[test]

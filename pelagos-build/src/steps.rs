@@ -675,14 +675,16 @@ fn adoptable(entries: &BTreeMap<String, Entry>) -> bool {
     rustix::process::geteuid().is_root()
         && entries.len() <= 100_000
         && entries.values().all(|e| {
-            matches!(
-                e.source,
-                EntrySource::Dir
-                    | EntrySource::File(_)
-                    | EntrySource::Bytes(_)
-                    | EntrySource::Symlink(_)
-                    | EntrySource::Hardlink(_)
-            )
+            // (xattrs are not written by the adopter: such a layer is unpacked from its blob)
+            e.xattrs.is_empty()
+                && matches!(
+                    e.source,
+                    EntrySource::Dir
+                        | EntrySource::File(_)
+                        | EntrySource::Bytes(_)
+                        | EntrySource::Symlink(_)
+                        | EntrySource::Hardlink(_)
+                )
         })
 }
 

@@ -416,3 +416,42 @@ fn bind_of_the_context_sees_what_the_ignore_file_leaves() {
     assert_eq!(read("d-list"), "keep.txt\n");
     assert!(!e.ctx.join("d/new").exists());
 }
+
+#[test]
+fn add_keeps_an_archive_entrys_file_capability() {
+    // untar sets the xattrs, Docker's layer writer keeps security.capability only
+    let e = Env::new();
+    let mut b = tar::Builder::new(Vec::new());
+    let cap = b"\x01\x00\x00\x02\x00\x20\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00";
+    b.append_pax_extensions([
+        ("SCHILY.xattr.security.capability", &cap[..]),
+        ("SCHILY.xattr.user.note", &b"dropped"[..]),
+    ])
+    .unwrap();
+    let mut h = tar::Header::new_ustar();
+    h.set_mode(0o755);
+    h.set_size(1);
+    b.append_data(&mut h, "tool", &b"x"[..]).unwrap();
+    std::fs::write(e.ctx.join("t.tar"), b.into_inner().unwrap()).unwrap();
+    e.remfile("FROM busybox:local\nADD t.tar /x/\n");
+    e.build_ok(&["-t", "t"]);
+    let s = e.store();
+    let img = e.image("t");
+    let (last, _) = img.layers().unwrap().pop().unwrap();
+    let blob = std::fs::File::open(s.blob_path(&last.digest)).unwrap();
+    let mut ar = tar::Archive::new(flate2::read::GzDecoder::new(blob));
+    let mut found = Vec::new();
+    for en in ar.entries().unwrap() {
+        let mut en = en.unwrap();
+        if en.path().unwrap().ends_with("tool") {
+            for x in en.pax_extensions().unwrap().unwrap() {
+                let x = x.unwrap();
+                found.push((x.key().unwrap().to_string(), x.value_bytes().to_vec()));
+            }
+        }
+    }
+    assert_eq!(
+        found,
+        [("SCHILY.xattr.security.capability".to_string(), cap.to_vec())]
+    );
+}
