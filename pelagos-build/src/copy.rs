@@ -278,6 +278,17 @@ impl Builder<'_> {
             // or inside a directory; checked with Docker 20.10)
             Kind::Fifo | Kind::Socket => return,
         };
+        // a file copied from a stage or image keeps its security.capability (BuildKit's copy
+        // keeps xattrs; the context's never carry any there, checked with Docker 20.10)
+        let mut xattrs = Vec::new();
+        if self.req.keep_owner && matches!(n.kind, Kind::File) {
+            let mut buf = [0u8; 256];
+            if let Ok(len) = rustix::fs::lgetxattr(&n.host, "security.capability", &mut buf)
+                && let Some(v) = buf.get(..len)
+            {
+                xattrs.push(("security.capability".to_string(), v.to_vec()));
+            }
+        }
         self.plan.entries.insert(
             dest.clone(),
             Entry {
@@ -287,7 +298,7 @@ impl Builder<'_> {
                 uid,
                 gid,
                 mtime: n.mtime,
-                xattrs: Vec::new(),
+                xattrs,
             },
         );
     }
