@@ -38,17 +38,15 @@ impl ChownSpec {
             Some((u, g)) => (u, Some(g)),
             None => (s, None),
         };
-        if (u.is_empty() && g.is_none())
-            || g.is_some_and(str::is_empty)
-            || g.is_some_and(|g| g.contains(':'))
-        {
+        if (u.is_empty() && g.is_none()) || g.is_some_and(|g| g.contains(':')) {
             return Err(PermError::Chown(s.to_string()));
         }
-        // `:GROUP` is root with that group, as BuildKit resolves it
+        // `:GROUP` is root with that group, `:` root, `USER:` the user alone, as BuildKit
+        // resolves them (empty parts come from expanding unset variables: `${U}:${G}`)
         let u = if u.is_empty() { "0" } else { u };
         Ok(ChownSpec {
             user: u.to_string(),
-            group: g.map(str::to_string),
+            group: g.filter(|g| !g.is_empty()).map(str::to_string),
         })
     }
 
@@ -217,7 +215,13 @@ mod tests {
         assert_eq!(r("app:wheel"), Err(PermError::UnknownGroup("wheel".into())));
         assert_eq!(r(":staff"), Ok((0, 50)), "no user: root (BuildKit)");
         assert_eq!(r(":7"), Ok((0, 7)));
-        for bad in ["", ":", "1:", "1:2:3"] {
+        assert_eq!(
+            r(":"),
+            Ok((0, 0)),
+            "both parts empty (unset variables): root"
+        );
+        assert_eq!(r("app:"), Ok((1000, 1001)), "an empty group: the user's");
+        for bad in ["", "1:2:3"] {
             assert!(ChownSpec::parse(bad).is_err(), "{bad}");
         }
         assert!(!ChownSpec::parse("1:2").unwrap().needs_names());

@@ -783,9 +783,11 @@ fn copy_step(
         None => ex.context.clone(),
         Some(f) => ex.tree_of(&from_layers(ex, f, &st.platform, name)?)?,
     };
+    // a --chown that expands to nothing is no --chown (BuildKit; checked with Docker 20.10)
     let chown = c
         .chown
         .as_deref()
+        .filter(|s| !s.is_empty())
         .map(|s| {
             if link {
                 link_owner(s, name)

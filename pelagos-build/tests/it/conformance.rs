@@ -480,3 +480,19 @@ fn add_keeps_an_archive_entrys_file_capability() {
         [("SCHILY.xattr.security.capability".to_string(), CAP.to_vec())]
     );
 }
+
+#[test]
+fn chown_that_expands_to_nothing_is_no_chown() {
+    let e = Env::new();
+    e.write("f", "f");
+    e.remfile("FROM busybox:local\nCOPY --chown=$NOPE f /x\nCOPY --chown=${NOPE}:${NOPE2} f /y\n");
+    e.build_ok(&["-t", "t"]);
+    let r = e.rootfs("t");
+    assert!(r.path().join("x").is_file() && r.path().join("y").is_file());
+    if is_root() {
+        for p in ["x", "y"] {
+            let m = std::fs::metadata(r.path().join(p)).unwrap();
+            assert_eq!((m.uid(), m.gid()), (0, 0), "{p}");
+        }
+    }
+}
