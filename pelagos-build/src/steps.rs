@@ -1129,6 +1129,7 @@ fn workdir_step(
             &mut plan,
             &target,
             &CopyRequest {
+                dest: w.path.clone(),
                 created_time: created,
                 chown: Some((uid, gid)),
                 ..CopyRequest::default()

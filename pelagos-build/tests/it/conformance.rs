@@ -496,3 +496,16 @@ fn chown_that_expands_to_nothing_is_no_chown() {
         }
     }
 }
+
+#[test]
+fn workdir_through_a_file_fails_naming_the_workdir() {
+    let e = Env::new();
+    e.remfile("FROM busybox:local\nWORKDIR /etc/passwd/sub\n");
+    let o = e.build(&[]);
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("\"/etc/passwd/sub\": /etc/passwd is not a directory"),
+        "{err}"
+    );
+}
