@@ -117,6 +117,13 @@ fn valid_tag(t: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-'))
 }
 
+/// Whether the first component of a name is a registry host rather than part of the path.
+fn names_a_registry(first: &str) -> bool {
+    first.contains(['.', ':'])
+        || first == "localhost"
+        || first.bytes().any(|b| b.is_ascii_uppercase())
+}
+
 impl Reference {
     /// Parses and normalises a reference the way Docker does.
     pub fn parse(input: &str) -> Result<Reference, ReferenceError> {
@@ -155,11 +162,7 @@ impl Reference {
             return Err(err("empty repository name"));
         }
         let (mut domain, mut path) = match name.split_once('/') {
-            Some((first, remainder))
-                if first.contains(['.', ':'])
-                    || first == "localhost"
-                    || first.bytes().any(|b| b.is_ascii_uppercase()) =>
-            {
+            Some((first, remainder)) if names_a_registry(first) => {
                 (first.to_string(), remainder.to_string())
             }
             _ => (DEFAULT_DOMAIN.to_string(), name.to_string()),
@@ -247,16 +250,22 @@ impl Reference {
         }
     }
 
-    /// Docker's short form: `busybox:latest`, `me/app:1`, `localhost:5000/app:latest`.
+    /// Docker's short form: `busybox:latest`, `me/app:1`, `localhost:5000/app:latest`. A
+    /// `docker.io` path whose first component reads as a registry host (`docker.io/me.io/app`)
+    /// keeps its domain, so the short form always parses back to the same image (Docker's
+    /// `FamiliarString` drops it and names another registry).
     pub fn familiar(&self) -> String {
-        let mut s = if self.domain == DEFAULT_DOMAIN {
-            self.path
-                .strip_prefix("library/")
-                .filter(|p| !p.contains('/'))
-                .unwrap_or(&self.path)
-                .to_string()
-        } else {
-            self.name()
+        let short = self
+            .path
+            .strip_prefix("library/")
+            .filter(|p| !p.contains('/'))
+            .unwrap_or(&self.path);
+        let mut s = match short.split_once('/') {
+            Some((first, _)) if self.domain == DEFAULT_DOMAIN && !names_a_registry(first) => {
+                short.to_string()
+            }
+            None if self.domain == DEFAULT_DOMAIN => short.to_string(),
+            _ => self.name(),
         };
         if let Some(t) = &self.tag {
             s.push(':');
@@ -336,6 +345,30 @@ mod tests {
         assert_eq!(f("busybox"), "busybox:latest");
         assert_eq!(f("me/app:1"), "me/app:1");
         assert_eq!(f("localhost:5000/app"), "localhost:5000/app:latest");
+    }
+
+    #[test]
+    fn familiar_form_parses_back_to_the_same_image() {
+        // found by fuzz/fuzz_targets/reference.rs: the short form of this reference used to be
+        // `medocker.io/me/m/ap/m/app:v1`, an image on the registry medocker.io
+        for s in [
+            "docker.io/medocker.io/me/m/ap/m/app:v1",
+            "docker.io/localhost/app",
+            "docker.io/library/a.b/c",
+        ] {
+            let r = Reference::parse(s).unwrap();
+            assert_eq!(Reference::parse(&r.familiar()).unwrap(), r, "{s}");
+        }
+        assert_eq!(
+            Reference::parse("docker.io/me.io/app:v1")
+                .unwrap()
+                .familiar(),
+            "docker.io/me.io/app:v1"
+        );
+        assert_eq!(
+            Reference::parse("docker.io/me/app.io").unwrap().familiar(),
+            "me/app.io:latest"
+        );
     }
 
     #[test]
