@@ -12,6 +12,9 @@ use crate::error::UnpackError;
 /// Largest PAX or GNU long-name extension accepted.
 pub(crate) const MAX_EXT: u64 = 1024 * 1024;
 
+/// Largest entry size accepted (`i64::MAX`, as Go's archive/tar).
+const MAX_SIZE: u64 = i64::MAX as u64;
+
 /// Entry types of a layer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Ty {
@@ -180,7 +183,7 @@ fn parse_pax(data: &[u8], ext: &mut Ext, entry: &[u8]) -> Result<(), UnpackError
                     .map_err(|_| malformed(entry, "bad pax mtime"))?;
                 // "-1.5" means -2 whole seconds; only the sign matters for clamping here.
                 ext.mtime = Some(if s.starts_with('-') && s.contains('.') {
-                    m - 1
+                    m.saturating_sub(1)
                 } else {
                     m
                 });
@@ -338,6 +341,10 @@ impl<R: Read> TarReader<R> {
                 .unwrap_or_else(|| cstr(field(&h, 157, 100)).to_vec());
             let size = ext.size.unwrap_or(size);
             let bad = |what: &str| malformed(&path, format!("bad {what}"));
+            // tar sizes are int64 (Go's archive/tar); bigger ones overflow the padding arithmetic
+            if size > MAX_SIZE {
+                return Err(malformed(&path, format!("entry size {size} out of range")));
+            }
             let hdr = Header {
                 ty,
                 mode: num(field(&h, 100, 8)).ok_or_else(|| bad("mode"))? as u32 & 0o7777,

@@ -3,6 +3,7 @@
 mod cli;
 mod determinism;
 mod entries;
+mod fuzzed;
 mod hostile;
 mod roundtrip;
 mod tools;
