@@ -115,6 +115,29 @@ put("tar_unpack", "truncated", bytes([0]) + LAYER[:700])
 for name, blob in HOSTILE.items():
     put("tar_unpack", name, bytes([0x10]) + blob)
 
+
+def raw_header(name, typ, size_field):
+    h = bytearray(512)
+    h[0 : len(name)] = name
+    h[100:108] = b"0000755\0"
+    h[108:116] = h[116:124] = b"0000000\0"
+    h[124:136] = size_field
+    h[136:148] = b"00000000000\0"
+    h[156] = typ
+    h[257:265] = b"ustar\x0000"
+    h[148:156] = b" " * 8
+    h[148:156] = b"%06o\0 " % sum(h)
+    return bytes(h)
+
+
+# numeric extremes (found by reading tarread.rs, then run through this target): a base-256 size
+# of 2^64-1, a PAX mtime of the smallest int64 with a fraction
+put("tar_unpack", "huge-size", b"\0" + raw_header(b"d/", ord("5"), bytes([0x80, 0, 0, 0]) + b"\xff" * 8) + bytes(1024))
+rec = b"mtime=-9223372036854775808.5\n"
+rec = b"%d %s" % (len(rec) + 3, rec)
+pax = raw_header(b"PaxHeaders/f", ord("x"), b"%011o\0" % len(rec)) + rec + bytes(512 - len(rec))
+put("tar_unpack", "pax-mtime-min", b"\0" + pax + raw_header(b"f", ord("0"), b"00000000000\0") + bytes(1024))
+
 # ---- archive_detect: the file content -------------------------------------------------------
 SMALL = tar([info("dir/", tarfile.DIRTYPE), (info("dir/f"), b"hello\n"),
              info("dir/l", tarfile.LNKTYPE, link="dir/f")])
