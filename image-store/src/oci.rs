@@ -381,6 +381,18 @@ mod tests {
     use super::*;
 
     #[test]
+    fn canonical_json_of_foreign_numbers_is_a_fixed_point() {
+        // found by fuzz/fuzz_targets/manifest.rs: an integer beyond u64 in an unknown field
+        // became 1.0000000001e20, which read back as 1.0000000000999999e20
+        let src = br#"{"schemaVersion": -2, "mediae": "aaaa", "size": 100000000010000000551}"#;
+        let c: ImageConfig = serde_json::from_slice(src).unwrap();
+        let canon = canonical_json(&c).unwrap();
+        let back: ImageConfig = serde_json::from_slice(&canon).unwrap();
+        assert_eq!(back, c);
+        assert_eq!(canonical_json(&back).unwrap(), canon);
+    }
+
+    #[test]
     fn canonical_sorts_keys_and_strips_whitespace() {
         let v: Value =
             serde_json::from_str(r#"{ "b": 1, "a": {"z": [1, "x"], "c": null} }"#).unwrap();
