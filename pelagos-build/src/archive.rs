@@ -259,6 +259,14 @@ pub fn extract(
         }
         let h = e.header().clone();
         let Some(dest) = place(&name) else { continue };
+        // a NUL cannot be in a file name or link target (tar's GNU/PAX records can carry one)
+        let link_nul = e.link_name_bytes().is_some_and(|l| l.contains(&0));
+        if name.contains('\0') || link_nul {
+            return Err(bad(format!(
+                "{}: NUL byte in a name or link target",
+                name.replace('\0', "\\0")
+            )));
+        }
         // untar sets every xattr of the entry, and the layer BuildKit exports keeps
         // security.capability only (Docker's tar writer; checked with Docker 20.10)
         let mut xattrs = Vec::new();

@@ -38,3 +38,14 @@ fn archive_hard_link_to_a_directory_is_refused() {
     let err = extract_err("archive-hardlink-dir.tar");
     assert!(err.contains("h: hard link to a directory"), "{err}");
 }
+
+#[test]
+fn archive_nul_byte_in_a_link_target_is_refused() {
+    // a GNU long-link record whose target holds a NUL: the layer was made, and applying it
+    // failed with EINVAL
+    let err = extract_err("archive-nul-link.tar");
+    assert!(
+        err.contains("a/s: NUL byte in a name or link target"),
+        "{err}"
+    );
+}
