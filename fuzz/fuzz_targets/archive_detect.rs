@@ -37,7 +37,11 @@ fuzz_target!(|data: &[u8]| {
         .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
         .collect();
     listing.sort();
-    assert_eq!(listing, ["archive", "staging"], "extract wrote next to its staging dir");
+    assert_eq!(
+        listing,
+        ["archive", "staging"],
+        "extract wrote next to its staging dir"
+    );
     for e in &entries {
         let p = &e.path_in_layer;
         assert!(
@@ -49,7 +53,8 @@ fuzz_target!(|data: &[u8]| {
     let devices = entries.iter().any(|e| {
         matches!(
             e.source,
-            layer_pack::EntrySource::CharDevice { .. } | layer_pack::EntrySource::BlockDevice { .. }
+            layer_pack::EntrySource::CharDevice { .. }
+                | layer_pack::EntrySource::BlockDevice { .. }
         )
     });
     let opts = PackOptions {

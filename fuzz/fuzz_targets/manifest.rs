@@ -9,7 +9,9 @@ use image_store::{ImageConfig, Index, Manifest, Platform, canonical_json};
 use libfuzzer_sys::fuzz_target;
 use serde::{Serialize, de::DeserializeOwned};
 
-fn round_trip<T: Serialize + DeserializeOwned + PartialEq + std::fmt::Debug>(data: &[u8]) -> Option<T> {
+fn round_trip<T: Serialize + DeserializeOwned + PartialEq + std::fmt::Debug>(
+    data: &[u8],
+) -> Option<T> {
     let doc: T = serde_json::from_slice(data).ok()?;
     let canon = canonical_json(&doc).expect("a parsed document serialises");
     let back: T = serde_json::from_slice(&canon)

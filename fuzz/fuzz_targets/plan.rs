@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 
 use libfuzzer_sys::fuzz_target;
 use remfile_plan::lex::Lexer;
-use remfile_plan::{BaseResolver, ImageConfig, Platform, PlanOptions};
+use remfile_plan::{BaseResolver, ImageConfig, PlanOptions, Platform};
 
 /// Every external image has the fuzzed config (when it is one).
 struct Bases(Option<ImageConfig>);
@@ -51,7 +51,11 @@ fuzz_target!(|data: &[u8]| {
         // the config's own JSON form reads back the same
         let again = ImageConfig::from_oci_json(&cfg.to_oci().to_string());
         if cfg.author.is_none() {
-            assert_eq!(again.as_ref().ok(), Some(cfg), "ImageConfig must round-trip");
+            assert_eq!(
+                again.as_ref().ok(),
+                Some(cfg),
+                "ImageConfig must round-trip"
+            );
         }
     }
 
@@ -73,7 +77,8 @@ fuzz_target!(|data: &[u8]| {
     }
     if let Ok(plan) = first {
         let json = serde_json::to_string(&plan).expect("a Plan serialises");
-        let back: remfile_plan::Plan = serde_json::from_str(&json).expect("Plan JSON must deserialise");
+        let back: remfile_plan::Plan =
+            serde_json::from_str(&json).expect("Plan JSON must deserialise");
         assert_eq!(back, plan, "Plan must round-trip through JSON");
     }
 });

@@ -17,7 +17,12 @@ use libfuzzer_sys::fuzz_target;
 fn names(dir: &Path) -> Vec<String> {
     let mut v: Vec<String> = fs::read_dir(dir)
         .expect("read_dir")
-        .map(|e| e.expect("dir entry").file_name().to_string_lossy().into_owned())
+        .map(|e| {
+            e.expect("dir entry")
+                .file_name()
+                .to_string_lossy()
+                .into_owned()
+        })
         .collect();
     v.sort();
     v
@@ -74,12 +79,19 @@ fuzz_target!(|data: &[u8]| {
     if lower || fs::symlink_metadata(&root).is_ok() {
         want.push("root".to_string());
     }
-    assert_eq!(names(tmp.path()), want, "unpack left something next to the root: {res:?}");
+    assert_eq!(
+        names(tmp.path()),
+        want,
+        "unpack left something next to the root: {res:?}"
+    );
     assert_eq!(names(&outside), ["canary"], "unpack wrote outside the root");
     assert_eq!(fs::read(outside.join("canary")).expect("canary"), b"canary");
     if opts.expect_diff_id.is_some() && res.is_err() && !lower {
         // a failed verified unpack leaves a missing dir missing
-        assert!(fs::symlink_metadata(&root).is_err(), "failed verified unpack left {root:?}");
+        assert!(
+            fs::symlink_metadata(&root).is_err(),
+            "failed verified unpack left {root:?}"
+        );
     }
 
     if res.is_ok() && matches!(format, UnpackFormat::Plain) && !lower {
