@@ -111,12 +111,17 @@ struct XzReader {
     rx: crossbeam_channel::Receiver<std::io::Result<Vec<u8>>>,
     buf: Vec<u8>,
     pos: usize,
+    /// The decoder sent its end marker.
+    done: bool,
 }
 
 struct ChanWriter(crossbeam_channel::Sender<std::io::Result<Vec<u8>>>);
 
 impl std::io::Write for ChanWriter {
     fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        if b.is_empty() {
+            return Ok(0);
+        }
         self.0
             .send(Ok(b.to_vec()))
             .map_err(|_| std::io::Error::from(std::io::ErrorKind::BrokenPipe))?;
@@ -141,17 +146,29 @@ impl XzReader {
                 return;
             }
             let mut w = ChanWriter(tx.clone());
-            if let Err(e) = lzma_rs::xz_decompress(&mut std::io::Cursor::new(data), &mut w) {
-                let _ = tx.send(Err(std::io::Error::new(
+            // lzma-rs has arithmetic that overflows on hostile input (a panic with overflow
+            // checks): that is a decode error too, never a silently truncated stream
+            let res = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                lzma_rs::xz_decompress(&mut std::io::Cursor::new(data), &mut w)
+            }));
+            let _ = tx.send(match res {
+                // an empty chunk marks the end (ChanWriter never sends one)
+                Ok(Ok(())) => Ok(Vec::new()),
+                Ok(Err(e)) => Err(std::io::Error::new(
                     std::io::ErrorKind::InvalidData,
                     e.to_string(),
-                )));
-            }
+                )),
+                Err(_) => Err(std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    "corrupt xz stream",
+                )),
+            });
         });
         XzReader {
             rx,
             buf: Vec::new(),
             pos: 0,
+            done: false,
         }
     }
 }
@@ -159,13 +176,17 @@ impl XzReader {
 impl Read for XzReader {
     fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
         while self.pos >= self.buf.len() {
+            if self.done {
+                return Ok(0);
+            }
             match self.rx.recv() {
+                Ok(Ok(b)) if b.is_empty() => self.done = true,
                 Ok(Ok(b)) => {
                     self.buf = b;
                     self.pos = 0;
                 }
                 Ok(Err(e)) => return Err(e),
-                Err(_) => return Ok(0),
+                Err(_) => return Err(std::io::Error::other("xz decoder stopped")),
             }
         }
         let n = out.len().min(self.buf.len() - self.pos);

@@ -49,3 +49,14 @@ fn archive_nul_byte_in_a_link_target_is_refused() {
         "{err}"
     );
 }
+
+#[test]
+fn archive_xz_stream_that_overflows_the_decoder_is_an_error() {
+    // an xz index with huge sizes overflows inside lzma-rs (a panic with overflow checks, in the
+    // decoder thread): it must be an error, not a panic or a silently truncated stream
+    let f = fixture("archive-xz-overflow.xz");
+    let data = std::fs::read(&f).unwrap();
+    let mut d = pelagos_build::archive::decoder(Codec::Xz, data.as_slice()).unwrap();
+    let mut out = Vec::new();
+    assert!(std::io::Read::read_to_end(&mut d, &mut out).is_err());
+}
