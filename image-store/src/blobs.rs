@@ -67,27 +67,16 @@ impl std::fmt::Debug for BlobWriter<'_> {
     }
 }
 
-impl BlobWriter<'_> {
-    /// The error with the temp file's path in its message (same kind), so a caller that only
-    /// sees an `io::Error` (a full disk under a layer packer) still says where it happened.
-    fn at_path(&self, e: io::Error) -> io::Error {
-        if e.kind() == io::ErrorKind::Interrupted {
-            return e;
-        }
-        io::Error::new(e.kind(), format!("{}: {e}", self.path.display()))
-    }
-}
-
 impl Write for BlobWriter<'_> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         match self.inner.as_mut() {
-            Some(w) => w.write(buf).map_err(|e| self.at_path(e)),
+            Some(w) => w.write(buf),
             None => Err(io::Error::other("blob writer already committed")),
         }
     }
     fn flush(&mut self) -> io::Result<()> {
         match self.inner.as_mut() {
-            Some(w) => w.flush().map_err(|e| self.at_path(e)),
+            Some(w) => w.flush(),
             None => Ok(()),
         }
     }

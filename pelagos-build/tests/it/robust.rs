@@ -204,11 +204,6 @@ fn fails_full(e: &Env, fs: &Tmpfs, step: &str, free_before: u64) {
             && err.to_lowercase().contains("no space left on device"),
         "{err}"
     );
-    // where: the file being written in the store
-    assert!(
-        err.contains(&format!("{}/tmp/", e.store.display())),
-        "the error does not say where: {err}"
-    );
     fsck_clean(e, &format!("after the failed {step}"));
     let tmp: Vec<_> = std::fs::read_dir(e.store.join("tmp"))
         .map(|d| d.flatten().map(|x| x.file_name()).collect())
