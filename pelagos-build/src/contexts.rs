@@ -534,14 +534,14 @@ mod tests {
                 digest: None
             }
         );
-        let d = format!("sha256:{}", "a".repeat(64));
-        let c = NamedContext::parse(&format!("x=oci-layout://l:5/a@{d}")).unwrap();
+        let digest = format!("sha256:{}", "a".repeat(64));
+        let c = NamedContext::parse(&format!("x=oci-layout://l:5/a@{digest}")).unwrap();
         assert_eq!(
             c.value,
             ContextValue::OciLayout {
                 path: "l:5/a".into(),
                 tag: None,
-                digest: Some(d)
+                digest: Some(digest)
             }
         );
         let c = NamedContext::parse("x=oci-layout://rel").unwrap();
@@ -553,20 +553,23 @@ mod tests {
                 ..
             }
         ));
-        let g = NamedContext::parse("x=https://h/repo.git#main:sub").unwrap();
+        let c = NamedContext::parse("x=https://h/repo.git#main:sub").unwrap();
         assert_eq!(
-            g.value,
+            c.value,
             ContextValue::Git("https://h/repo.git#main:sub".into())
         );
-        let g = NamedContext::parse("x=git@h:r.git").unwrap();
-        assert_eq!(g.value, ContextValue::Git("git@h:r.git".into()));
-        let h = NamedContext::parse("x=http://h/ctx.tar.gz").unwrap();
-        assert_eq!(h.value, ContextValue::Http("http://h/ctx.tar.gz".into()));
+        let c = NamedContext::parse("x=git@h:r.git").unwrap();
+        assert_eq!(c.value, ContextValue::Git("git@h:r.git".into()));
+        let c = NamedContext::parse("x=http://h/ctx.tar.gz").unwrap();
+        assert_eq!(c.value, ContextValue::Http("http://h/ctx.tar.gz".into()));
         // credentials never reach the message
-        let e = NamedContext::parse("x=https://u:s3cret@h/r.git?bogus=1")
+        let err = NamedContext::parse("x=https://u:s3cret@h/r.git?bogus=1")
             .unwrap_err()
             .to_string();
-        assert!(e.contains("xxxxx:xxxxx@h") && !e.contains("s3cret"), "{e}");
+        assert!(
+            err.contains("xxxxx:xxxxx@h") && !err.contains("s3cret"),
+            "{err}"
+        );
         for bad in [
             "noequals",
             "=dir",
