@@ -421,7 +421,8 @@ impl Ctx<'_> {
             }
             Json::Strings(v) => Ok(Command::Exec(v)),
             Json::NotStrings => Err(not_strings(at)),
-            Json::No if a.is_empty() => Err(args_err(name, "requires at least one argument", kw)),
+            // an empty shell form is BuildKit's `/bin/sh -c ""` (RUN runs it, CMD and
+            // ENTRYPOINT store it), unlike the classic builder's "requires at least one argument"
             Json::No => Ok(Command::Shell(a.to_owned())),
         }
     }
