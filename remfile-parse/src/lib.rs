@@ -17,6 +17,7 @@ pub mod error;
 mod flags;
 mod heredoc;
 mod instr;
+mod jsonfix;
 mod lines;
 mod mount;
 mod parser;

@@ -248,7 +248,8 @@ pub(crate) fn parse_json(rest: &str) -> Json {
     if !t.starts_with('[') {
         return Json::No;
     }
-    let Ok(values) = serde_json::from_str::<Vec<serde_json::Value>>(t) else {
+    let t = crate::jsonfix::replace_lone_surrogates(t);
+    let Ok(values) = serde_json::from_str::<Vec<serde_json::Value>>(&t) else {
         return Json::No;
     };
     let mut out = Vec::with_capacity(values.len());
@@ -267,6 +268,14 @@ mod tests {
 
     fn texts(w: &[Word]) -> Vec<&str> {
         w.iter().map(|w| w.text.as_str()).collect()
+    }
+
+    #[test]
+    fn parse_json_lone_surrogate_is_replacement_char() {
+        assert_eq!(
+            parse_json(r#"["\ud800x", "\ud83d\ude00"]"#),
+            Json::Strings(vec!["\u{fffd}x".into(), "\u{1f600}".into()])
+        );
     }
 
     #[test]
