@@ -108,10 +108,11 @@ pub(crate) fn compile(pattern: &str) -> Result<Regex, String> {
                 }
             }
             '[' => {
-                // a character class, copied through with Go's `^` negation spelled `^` or `!`
+                // a character class, copied through; Go negates with `^` only (`[!x]` is the
+                // class of `!` and `x`, as in `filepath.Match` and Docker's ignore regexps)
                 let mut j = i + 1;
                 let mut class = String::from("[");
-                if matches!(chars.get(j), Some('^' | '!')) {
+                if chars.get(j) == Some(&'^') {
                     class.push('^');
                     j += 1;
                 }
@@ -310,6 +311,20 @@ mod tests {
     }
 
     #[test]
+    fn class_negation_is_caret_only() {
+        let re = compile("x[!y].txt").unwrap();
+        assert!(re.is_match("xy.txt"));
+        assert!(re.is_match("x!.txt"));
+        assert!(!re.is_match("xa.txt"));
+        let re = compile("x[^y].txt").unwrap();
+        assert!(re.is_match("xa.txt"));
+        assert!(!re.is_match("xy.txt"));
+        let i = m(&["[!a]*"]);
+        assert!(i.is_excluded("abc"));
+        assert!(!i.is_excluded("bcd"));
+    }
+
+    #[test]
     fn star_is_root_relative_not_gitignore() {
         let i = m(&["*.tmp"]);
         assert!(i.is_excluded("a.tmp"));
@@ -372,8 +387,10 @@ mod tests {
         assert!(!i.is_excluded("c1.c"));
         assert!(i.is_excluded("x*y"));
         assert!(!i.is_excluded("xay"));
-        assert!(i.is_excluded("qz"));
-        assert!(!i.is_excluded("1z"));
+        // `[!0-9]` is the class of `!` and the digits (Go's regexp of Docker's matcher)
+        assert!(!i.is_excluded("qz"));
+        assert!(i.is_excluded("1z"));
+        assert!(i.is_excluded("!z"));
     }
 
     #[test]

@@ -536,8 +536,8 @@ fn run_step(
             env.retain(|x| x.split('=').next() != Some(k.as_str()));
             env.push(e);
         }
-        let stub_points: Vec<crate::stubs::MountPoint> =
-            mounts.iter().map(crate::stubs::MountPoint::of).collect();
+        let stub_points =
+            crate::stubs::step_points(&lowers, &mounts).map_err(|e| failed(name, e))?;
         let stub_lowers = lowers.clone();
         // --add-host, --shm-size: after the stubs (like ns-run's own /etc/hosts, /dev/shm)
         let run_extra = ex

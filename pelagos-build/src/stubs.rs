@@ -41,6 +41,32 @@ impl MountPoint {
     }
 }
 
+/// The mount points of a RUN step: those of its `mounts`, and the runtime's own (`/dev`,
+/// `/proc`, `/sys` directories, `/etc/hosts` and `/etc/resolv.conf` files) where the image
+/// lacks their top directory (`FROM scratch`): BuildKit's runc makes them and its layer keeps
+/// them (an image that has them gets nothing, so a RUN that changes nothing stays empty).
+pub fn step_points(
+    lowers: &[PathBuf],
+    mounts: &[ns_run::MountSpec],
+) -> Result<Vec<MountPoint>, StubError> {
+    let mut out: Vec<MountPoint> = mounts.iter().map(MountPoint::of).collect();
+    let image = Tree::Layers(lowers.to_vec());
+    for (top, targets, dir) in [
+        ("dev", &["/dev"][..], true),
+        ("proc", &["/proc"][..], true),
+        ("sys", &["/sys"][..], true),
+        ("etc", &["/etc/hosts", "/etc/resolv.conf"][..], false),
+    ] {
+        if image.lstat(top)?.is_none() {
+            out.extend(targets.iter().map(|t| MountPoint {
+                target: (*t).to_string(),
+                dir,
+            }));
+        }
+    }
+    Ok(out)
+}
+
 /// Errors adding stubs.
 #[derive(Debug, thiserror::Error)]
 pub enum StubError {
@@ -72,7 +98,7 @@ pub fn add_mount_stubs(
             .trim_start_matches('/')
             .to_string();
         let top = rel.split('/').next().unwrap_or("");
-        if rel.is_empty() || ["dev", "proc", "sys"].contains(&top) {
+        if rel.is_empty() || (rel != top && ["dev", "proc", "sys"].contains(&top)) {
             continue;
         }
         // through the image's symlinks, as the runtime follows them
@@ -194,6 +220,26 @@ mod tests {
         )
         .unwrap();
         assert_eq!(walkdir(upper3.path()), Vec::<String>::new());
+    }
+
+    #[test]
+    fn runtime_mount_points_only_where_the_image_lacks_them() {
+        let lower = tempfile::tempdir().unwrap();
+        let lowers = [lower.path().to_path_buf()];
+        // an empty image (FROM scratch): /dev, /proc, /sys and /etc come with the layer
+        let points = step_points(&lowers, &[]).unwrap();
+        let upper = tempfile::tempdir().unwrap();
+        add_mount_stubs(&lowers, upper.path(), &points).unwrap();
+        let mut made = walkdir(upper.path());
+        made.sort();
+        assert_eq!(made, ["dev", "etc", "proc", "sys"]);
+        let m = fs::metadata(upper.path().join("etc")).unwrap();
+        assert_eq!(m.permissions().mode() & 0o7777, 0o755);
+        // an image that has them (and an /etc without hosts): nothing
+        for d in ["dev", "proc", "sys", "etc"] {
+            fs::create_dir(lower.path().join(d)).unwrap();
+        }
+        assert_eq!(step_points(&lowers, &[]).unwrap(), Vec::<MountPoint>::new());
     }
 
     fn walkdir(root: &Path) -> Vec<String> {
