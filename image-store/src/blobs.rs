@@ -108,18 +108,19 @@ impl BlobWriter<'_> {
             .into_inner()
             .map_err(|e| StoreError::io("write", &self.path, e.into_error()))?;
         if let Some((want, want_size)) = expected {
-            if *want != digest {
-                return Err(StoreError::DigestMismatch {
-                    name: want.to_string(),
-                    expected: want.clone(),
-                    actual: digest,
-                });
-            }
+            // the size first: a truncated or over-long blob says so
             if want_size != size {
                 return Err(StoreError::SizeMismatch {
                     name: want.to_string(),
                     expected: want_size,
                     actual: size,
+                });
+            }
+            if *want != digest {
+                return Err(StoreError::DigestMismatch {
+                    name: want.to_string(),
+                    expected: want.clone(),
+                    actual: digest,
                 });
             }
         }
@@ -175,10 +176,10 @@ impl Read for VerifiedReader {
             if actual != self.expected {
                 return Err(io::Error::new(
                     io::ErrorKind::InvalidData,
-                    format!(
-                        "blob {} is corrupt: content hashes to {actual}",
-                        self.expected
-                    ),
+                    CorruptBlob {
+                        expected: self.expected.clone(),
+                        actual,
+                    },
                 ));
             }
         }
@@ -437,7 +438,23 @@ fn verified_stamp(meta: &fs::Metadata) -> String {
 }
 
 /// Turns a verified-read failure into the right error.
+/// The I/O error a [`VerifiedReader`] ends with when the content does not hash to its digest
+/// (self-contained for callers that only see the `io::Error`).
+#[derive(Debug, thiserror::Error)]
+#[error("blob {expected} is corrupt: content hashes to {actual}")]
+pub(crate) struct CorruptBlob {
+    expected: Digest,
+    actual: Digest,
+}
+
 pub(crate) fn blob_read_error(digest: &Digest, e: io::Error) -> StoreError {
+    if let Some(c) = e.get_ref().and_then(|i| i.downcast_ref::<CorruptBlob>()) {
+        return StoreError::DigestMismatch {
+            name: digest.to_string(),
+            expected: c.expected.clone(),
+            actual: c.actual.clone(),
+        };
+    }
     if e.kind() == io::ErrorKind::InvalidData {
         StoreError::Invalid {
             what: format!("blob {digest}"),

@@ -7,7 +7,7 @@ use std::fs;
 use serde::Serialize;
 
 use crate::digest::Digest;
-use crate::error::{IoContext, Result};
+use crate::error::{IoContext, Result, StoreError};
 use crate::gc::{clean_temp, scan_leases, temp_owner_live};
 use crate::oci::{ANNOTATION_REF_NAME, ImageConfig, Manifest, from_json};
 use crate::reference::Reference;
@@ -122,7 +122,13 @@ impl Store {
                     // when it is kept (a flipped bit changes no ctime)
                     let _ = fs::remove_file(self.verified_stamp_path(&d));
                     let fixed = repair && fs::remove_file(&path).is_ok();
-                    problem("blob", d.to_string(), format!("corrupt: {err}"), fixed);
+                    let msg = match err {
+                        StoreError::DigestMismatch { actual, .. } => {
+                            format!("corrupt: content hashes to {actual}")
+                        }
+                        err => format!("corrupt: {err}"),
+                    };
+                    problem("blob", d.to_string(), msg, fixed);
                 }
             }
         }

@@ -98,6 +98,28 @@ impl Source {
     }
 }
 
+/// Names the input file in an error about the input as a whole (`input`, `input archive`).
+fn name_input(e: StoreError, path: &Path) -> StoreError {
+    match e {
+        StoreError::Invalid { what, reason } if what == "input" || what == "input archive" => {
+            StoreError::Invalid {
+                what: path.display().to_string(),
+                reason,
+            }
+        }
+        StoreError::Io {
+            op,
+            path: p,
+            source,
+        } if p.as_os_str() == "input" => StoreError::Io {
+            op,
+            path: path.to_path_buf(),
+            source,
+        },
+        e => e,
+    }
+}
+
 impl Store {
     /// Loads an OCI layout directory, an OCI layout tar, or a docker archive tar (plain or
     /// compressed). Returns the images loaded, tagged as named in the input (or `opts.reference`).
@@ -109,12 +131,20 @@ impl Store {
             }
             return self.load_source(&Source::Dir(path.to_path_buf()), &o);
         }
-        let f = fs::File::open(path).ctx("open", path)?;
+        let f = match fs::File::open(path) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Err(invalid(
+                    &path.display().to_string(),
+                    "no such file or directory",
+                ));
+            }
+            f => f.ctx("open", path)?,
+        };
         let mut o = opts.clone();
         if o.default_repo.is_none() {
             o.default_repo = Some(default_repo(path));
         }
-        self.load_tar(f, &o)
+        self.load_tar(f, &o).map_err(|e| name_input(e, path))
     }
 
     /// Loads a tar stream (OCI layout or docker archive).
@@ -125,7 +155,8 @@ impl Store {
         let mut files = HashMap::new();
         let mut blobs = HashMap::new();
         let mut links = HashMap::new();
-        let terr = |e: io::Error| invalid("input archive", e.to_string());
+        let terr =
+            |e: io::Error| invalid("input archive", format!("not a readable tar archive: {e}"));
         for e in ar.entries().map_err(terr)? {
             let mut e = e.map_err(terr)?;
             let name = clean(&String::from_utf8_lossy(&e.path_bytes()));
@@ -180,6 +211,15 @@ impl Store {
     }
 
     fn load_source(&self, src: &Source, opts: &LoadOptions) -> Result<Vec<LoadedImage>> {
+        if let Source::Dir(dir) = src {
+            return self
+                .load_source_inner(src, opts)
+                .map_err(|e| name_input(e, dir));
+        }
+        self.load_source_inner(src, opts)
+    }
+
+    fn load_source_inner(&self, src: &Source, opts: &LoadOptions) -> Result<Vec<LoadedImage>> {
         if let Some(m) = src.small("manifest.json")? {
             return self.load_docker(src, &m, opts);
         }
@@ -230,7 +270,15 @@ impl Store {
                     .join("blobs")
                     .join(d.digest.algorithm())
                     .join(d.digest.hex());
-                let f = fs::File::open(&p).ctx("open", &p)?;
+                let f = match fs::File::open(&p) {
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                        return Err(invalid(
+                            &format!("blob {}", d.digest),
+                            format!("missing from the layout ({} not found)", p.display()),
+                        ));
+                    }
+                    f => f.ctx("open", &p)?,
+                };
                 self.put_blob(f, Some((&d.digest, d.size)))?;
                 Ok(())
             }
@@ -246,9 +294,10 @@ impl Store {
                         expected: d.size,
                         actual: *size,
                     }),
-                    None => Err(StoreError::BlobNotFound {
-                        digest: d.digest.clone(),
-                    }),
+                    None => Err(invalid(
+                        &format!("blob {}", d.digest),
+                        format!("missing from the archive ({name} not found)"),
+                    )),
                 }
             }
         }

@@ -121,6 +121,23 @@ enum Cmd {
     Logout(image_store::registry::LogoutArgs),
 }
 
+/// The error chain on one line, leaving out a cause whose text the message before it already
+/// carries (the library's messages include their source).
+fn one_line(e: &anyhow::Error) -> String {
+    let mut msg = String::new();
+    for c in e.chain() {
+        let text = c.to_string();
+        if msg.contains(&text) {
+            continue;
+        }
+        if !msg.is_empty() {
+            msg.push_str(": ");
+        }
+        msg.push_str(&text);
+    }
+    msg.replace('\n', " ")
+}
+
 fn input_error(e: &anyhow::Error) -> bool {
     e.chain().any(|c| {
         c.downcast_ref::<StoreError>()
@@ -263,7 +280,16 @@ fn run(cli: Cli) -> anyhow::Result<bool> {
             } else if path.is_dir() {
                 store.import_dir(&path, &opts)?
             } else {
-                let f = std::fs::File::open(&path).with_context(|| format!("opening {source}"))?;
+                let f = match std::fs::File::open(&path) {
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                        return Err(StoreError::Invalid {
+                            what: source,
+                            reason: "no such file or directory".into(),
+                        }
+                        .into());
+                    }
+                    f => f.with_context(|| format!("opening {source}"))?,
+                };
                 store.import_tar(f, &opts)?
             };
             let doc = serde_json::json!({"version": 1,
@@ -379,8 +405,7 @@ fn main() -> ExitCode {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::from(1),
         Err(e) => {
-            let msg = format!("{e:#}");
-            eprintln!("image-store: error: {msg}");
+            eprintln!("image-store: error: {}", one_line(&e));
             ExitCode::from(if input_error(&e) { 2 } else { 1 })
         }
     }

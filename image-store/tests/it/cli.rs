@@ -92,8 +92,10 @@ fn exit_codes_and_error_lines() {
     );
     let o = s.run(&["tag", "a", "Bad/Name"]);
     assert_eq!(o.status.code(), Some(2));
+    // a missing input file is an input error naming it
     let o = s.run(&["import", "/nonexistent/x.tar", "-t", "x"]);
-    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("/nonexistent/x.tar"));
     let o = s.run(&["frobnicate"]);
     assert_eq!(o.status.code(), Some(2));
     let o = s.run_stdin(&["import", "-", "-t", "x"], b"not a tar at all, really not");

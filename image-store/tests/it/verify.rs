@@ -225,11 +225,136 @@ fn load_picks_the_platform_from_a_multi_platform_index() {
         idx["manifests"][0]["digest"]
     );
     let o = t.run(&["load", dir.to_str().unwrap(), "--platform", "linux/s390x"]);
-    assert_eq!(
-        o.status.code(),
-        Some(1),
-        "{}",
-        String::from_utf8_lossy(&o.stderr)
+    // the s390x manifest is not in the layout: an input error naming it
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains(&"1".repeat(64)) && err.contains("missing"),
+        "{err}"
     );
     t.fsck_clean();
+}
+
+#[test]
+fn truncated_blob_in_oci_dir_says_size_mismatch() {
+    let s = TestStore::new();
+    let (dir, layer) = small_oci_dir(&s);
+    let p = dir.join("blobs/sha256").join(&layer);
+    let f = fs::OpenOptions::new().write(true).open(&p).unwrap();
+    f.set_len(10).unwrap();
+    let t = TestStore::new();
+    let o = t.run(&["load", dir.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains(&layer) && err.contains("size mismatch") && err.contains("got 10"),
+        "{err}"
+    );
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert_nothing_loaded(&t, &layer);
+}
+
+#[test]
+fn blob_missing_from_oci_dir_is_an_input_error_naming_it() {
+    let s = TestStore::new();
+    let (dir, layer) = small_oci_dir(&s);
+    fs::remove_file(dir.join("blobs/sha256").join(&layer)).unwrap();
+    let t = TestStore::new();
+    let o = t.run(&["load", dir.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains(&layer) && err.contains("missing from the layout"),
+        "{err}"
+    );
+    assert_nothing_loaded(&t, &layer);
+}
+
+#[test]
+fn load_of_a_missing_or_non_archive_file_names_it() {
+    let t = TestStore::new();
+    let missing = t.path("nope.tar");
+    let o = t.run(&["load", missing.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.starts_with("image-store: error: ")
+            && err.contains("nope.tar: no such file or directory"),
+        "{err}"
+    );
+    let o = t.run(&["import", missing.to_str().unwrap(), "-t", "x"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("nope.tar: no such file or directory"));
+    let junk = t.path("junk.tar");
+    fs::write(&junk, b"garbage\n").unwrap();
+    let o = t.run(&["load", junk.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("junk.tar: not a readable tar archive"),
+        "{err}"
+    );
+    assert_eq!(err.lines().count(), 1, "{err}");
+}
+
+#[test]
+fn fsck_names_a_corrupt_blob_once_and_reading_it_fails_with_one_line() {
+    let s = TestStore::new();
+    let tar = tar_of(&[("etc/", b""), ("etc/data", &[7u8; 4096][..])]);
+    assert!(
+        s.run_stdin(&["import", "-", "-t", "small"], &tar)
+            .status
+            .success()
+    );
+    let layer = s.json(&["inspect", "small"])["manifest"]["layers"][0]["digest"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    flip_last_byte(
+        &s.root
+            .join("blobs/sha256")
+            .join(layer.trim_start_matches("sha256:")),
+    );
+    let o = s.run(&["--json", "fsck"]);
+    assert_eq!(o.status.code(), Some(1));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let blob = v["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["kind"] == "blob")
+        .unwrap();
+    assert_eq!(blob["object"], layer.as_str());
+    let msg = blob["message"].as_str().unwrap();
+    assert!(
+        msg.starts_with("corrupt: content hashes to sha256:"),
+        "{msg}"
+    );
+    assert!(!msg.contains(&layer), "{msg}");
+    // reading it (export) fails with one line naming the blob once as the subject
+    let out = s.path("x.tar");
+    let o = s.run(&["export", "small", "-o", out.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.starts_with(&format!(
+            "image-store: error: blob {layer}: digest mismatch"
+        )),
+        "{err}"
+    );
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(!out.exists() && !s.path("x.tar.partial").exists());
+}
+
+#[test]
+fn a_broken_index_json_is_reported_once() {
+    let s = TestStore::new();
+    s.ok(&["ls"]);
+    fs::write(s.root.join("index.json"), b"{bad").unwrap();
+    let o = s.run(&["ls"]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("index.json: invalid JSON"), "{err}");
+    // the parser's message appears once, not once per level of the error chain
+    assert_eq!(err.matches("line 1 column").count(), 1, "{err}");
 }
