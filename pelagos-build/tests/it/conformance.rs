@@ -509,3 +509,50 @@ fn workdir_through_a_file_fails_naming_the_workdir() {
         "{err}"
     );
 }
+
+#[test]
+#[ignore = "needs root: RUN steps use namespaces and overlayfs"]
+fn run_on_scratch_keeps_the_runtime_mount_points() {
+    let e = Env::new();
+    e.remfile("FROM scratch\nCOPY --from=busybox:local /bin /bin\nRUN echo \"$PATH\" > /p\n");
+    e.build_ok(&["-t", "t"]);
+    let r = e.rootfs("t");
+    for d in ["dev", "proc", "sys", "etc"] {
+        let m = std::fs::symlink_metadata(r.path().join(d)).unwrap();
+        assert!(m.is_dir(), "{d}");
+        assert_eq!(m.mode() & 0o7777, 0o755, "{d}");
+    }
+    assert!(
+        !r.path().join("etc/hosts").exists(),
+        "file stubs are removed"
+    );
+    assert!(!r.path().join("etc/resolv.conf").exists());
+    // a base that has them: a RUN that changes nothing still adds no layer
+    e.remfile("FROM busybox:local\nRUN true\n");
+    e.build_ok(&["-t", "u"]);
+    assert_eq!(
+        e.config("u").history.last().unwrap().empty_layer,
+        Some(true)
+    );
+}
+
+#[test]
+fn copy_wildcard_class_negates_with_caret_only() {
+    let e = Env::new();
+    for f in ["xa.txt", "xy.txt", "x!.txt"] {
+        e.write(f, f);
+    }
+    e.remfile("FROM busybox:local\nCOPY x[!y].txt /bang/\nCOPY x[^y].txt /caret/\n");
+    e.build_ok(&["-t", "t"]);
+    let r = e.rootfs("t");
+    let names = |d: &str| {
+        let mut v: Vec<String> = std::fs::read_dir(r.path().join(d))
+            .unwrap()
+            .map(|x| x.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(names("bang"), ["x!.txt", "xy.txt"]);
+    assert_eq!(names("caret"), ["x!.txt", "xa.txt"]);
+}
