@@ -3,12 +3,12 @@
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufWriter, Read, Write};
 use std::os::unix::fs::OpenOptionsExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
 use crate::digest::{Digest, HashingWriter};
-use crate::error::{IoContext, Result, StoreError};
+use crate::error::{AtPath, IoContext, Result, StoreError};
 use crate::store::{Store, sync_parent};
 
 /// Digest and size of a stored blob.
@@ -70,15 +70,22 @@ impl std::fmt::Debug for BlobWriter<'_> {
 impl Write for BlobWriter<'_> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         match self.inner.as_mut() {
-            Some(w) => w.write(buf),
+            Some(w) => w.write(buf).map_err(|e| AtPath::wrap(&self.path, e)),
             None => Err(io::Error::other("blob writer already committed")),
         }
     }
     fn flush(&mut self) -> io::Result<()> {
         match self.inner.as_mut() {
-            Some(w) => w.flush(),
+            Some(w) => w.flush().map_err(|e| AtPath::wrap(&self.path, e)),
             None => Ok(()),
         }
+    }
+}
+
+impl BlobWriter<'_> {
+    /// The temp file the bytes go to until [`BlobWriter::commit`].
+    pub fn path(&self) -> &Path {
+        &self.path
     }
 }
 

@@ -106,7 +106,7 @@ impl Store {
     pub fn ingest_tar_layer(&self, reader: impl Read) -> Result<LayerDoc> {
         let input = decompress(reader).map_err(|e| StoreError::io("read", "tar input", e))?;
         let mut w = self.blob_writer()?;
-        let tmp = self.tmp_dir();
+        let tmp = w.path().to_path_buf();
         let diff_id = {
             let mut enc = crate::gz::ParallelGz::new(&mut w, 6);
             let mut tee = Tee {
@@ -157,10 +157,15 @@ impl Store {
     /// Packs a directory (a root filesystem) into a gzip layer with `layer-pack`.
     pub fn ingest_dir_layer(&self, dir: &Path) -> Result<LayerDoc> {
         let mut w = self.blob_writer()?;
+        let tmp = w.path().to_path_buf();
         let opts = layer_pack::PackOptions::default();
-        let d = layer_pack::pack_dir(dir, &opts, &mut w).map_err(|e| StoreError::Layer {
-            what: dir.display().to_string(),
-            message: e.to_string(),
+        let d = layer_pack::pack_dir(dir, &opts, &mut w).map_err(|e| match e {
+            // writing into the store failed (a full disk): the store's error for its file
+            layer_pack::PackError::Write { source, .. } => StoreError::io("write", &tmp, source),
+            e => StoreError::Layer {
+                what: dir.display().to_string(),
+                message: e.to_string(),
+            },
         })?;
         let info = w.commit(None)?;
         Ok(LayerDoc {

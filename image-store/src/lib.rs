@@ -45,7 +45,7 @@ pub use blobs::{BlobInfo, BlobWriter, MAX_DOCUMENT_SIZE, VerifiedReader};
 pub use cache::{CacheRecord, CachedLayer};
 pub use changes::apply_change;
 pub use digest::{Digest, HashingReader, HashingWriter};
-pub use error::{Result, StoreError};
+pub use error::{AtPath, Result, StoreError};
 pub use export::ExportFormat;
 pub use fsck::{FsckReport, Problem};
 pub use gc::{FOREIGN_TEMP_AGE, GcOptions, GcReport};

@@ -180,15 +180,26 @@ fn full_disk_fails_clearly_and_leaves_the_store_consistent() {
     let o = s.run_stdin(&["import", "-", "-t", "big"], &tar_of(&[("big", &big)]));
     assert_eq!(o.status.code(), Some(1));
     let err = String::from_utf8_lossy(&o.stderr);
-    assert!(
-        err.starts_with("image-store: error: ") && err.contains("no space left on device"),
-        "{err}"
+    // the message names the file being written (a temp file in the store), not only its dir
+    let tmp_file = format!(
+        "image-store: error: no space left on device while writing {}/",
+        s.root.join("tmp").display()
     );
+    assert!(err.starts_with(&tmp_file) && err.contains(".blob"), "{err}");
     assert_eq!(
         std::fs::read_dir(s.root.join("tmp")).unwrap().count(),
         0,
         "temp file left behind"
     );
+    // a directory import (packed by layer-pack into the store's blob writer) says the same
+    let src = s.path("bigdir");
+    std::fs::create_dir(&src).unwrap();
+    std::fs::write(src.join("big"), &big).unwrap();
+    let o = s.run(&["import", src.to_str().unwrap(), "-t", "big"]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.starts_with(&tmp_file) && err.contains(".blob"), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
     assert_eq!(std::fs::read(s.root.join("index.json")).unwrap(), before);
     s.fsck_clean();
     // fill the disk completely, then a tag (index.json rewrite) must fail without damage
