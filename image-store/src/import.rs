@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::io::{self, BufRead, BufReader, Read, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use sha2::{Digest as _, Sha256};
 
@@ -100,6 +100,57 @@ fn check_entry_path(p: &Path) -> io::Result<()> {
     Ok(())
 }
 
+/// A path inside the root: `/`, `.` and empty components dropped.
+fn normal(p: &Path) -> PathBuf {
+    use std::path::Component;
+    p.components()
+        .filter(|c| matches!(c, Component::Normal(_)))
+        .collect()
+}
+
+/// The symlinks an archive made so far, so that an entry through one (which would be written
+/// outside the root when the layer is applied) is refused as layer-pack's unpack does.
+#[derive(Default)]
+struct SymlinkSet(std::collections::HashSet<PathBuf>);
+
+impl SymlinkSet {
+    fn check<R: Read>(&mut self, e: &tar::Entry<'_, R>) -> io::Result<()> {
+        let path = e.path()?;
+        check_entry_path(&path)?;
+        let p = normal(&path);
+        let refuse = |why: String| {
+            Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("entry {} {why}", path.display()),
+            ))
+        };
+        // layers hold relative names (layer-pack refuses to apply others)
+        if path.has_root() {
+            return refuse("has an absolute path".into());
+        }
+        if let Some(l) = p.ancestors().skip(1).find(|a| self.0.contains(*a)) {
+            return refuse(format!("goes through the symlink {}", l.display()));
+        }
+        let kind = e.header().entry_type();
+        if kind.is_hard_link() {
+            let target = e.link_name()?.unwrap_or_default();
+            if target.has_root() || check_entry_path(&target).is_err() {
+                return refuse(format!("links to {} outside the root", target.display()));
+            }
+            let t = normal(&target);
+            if let Some(l) = t.ancestors().skip(1).find(|a| self.0.contains(*a)) {
+                return refuse(format!("links through the symlink {}", l.display()));
+            }
+        }
+        if kind.is_symlink() {
+            self.0.insert(p);
+        } else {
+            self.0.remove(&p);
+        }
+        Ok(())
+    }
+}
+
 impl Store {
     /// Stores a tar stream (plain, gzip or zstd; a root filesystem) as a gzip layer, checking it
     /// is a well-formed tar without `..` entries. Returns the layer and its diff_id.
@@ -118,9 +169,10 @@ impl Store {
             let mut n = 0u64;
             let scanned = (|| {
                 let mut ar = tar::Archive::new(&mut tee);
+                let mut links = SymlinkSet::default();
                 for e in ar.entries()? {
                     let e = e?;
-                    check_entry_path(&e.path()?)?;
+                    links.check(&e)?;
                     n += 1;
                 }
                 Ok::<(), io::Error>(())

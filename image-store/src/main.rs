@@ -138,6 +138,26 @@ fn one_line(e: &anyhow::Error) -> String {
     msg.replace('\n', " ")
 }
 
+/// Names the imported file in an error about the tar as a whole (`tar input`).
+fn name_tar_input(e: StoreError, source: &str) -> StoreError {
+    match e {
+        StoreError::Invalid { what, reason } if what == "tar input" => StoreError::Invalid {
+            what: source.to_string(),
+            reason,
+        },
+        StoreError::Io {
+            op,
+            path,
+            source: s,
+        } if path.as_os_str() == "tar input" => StoreError::Io {
+            op,
+            path: source.into(),
+            source: s,
+        },
+        e => e,
+    }
+}
+
 fn input_error(e: &anyhow::Error) -> bool {
     e.chain().any(|c| {
         c.downcast_ref::<StoreError>()
@@ -290,7 +310,9 @@ fn run(cli: Cli) -> anyhow::Result<bool> {
                     }
                     f => f.with_context(|| format!("opening {source}"))?,
                 };
-                store.import_tar(f, &opts)?
+                store
+                    .import_tar(f, &opts)
+                    .map_err(|e| name_tar_input(e, &source))?
             };
             let doc = serde_json::json!({"version": 1,
                 "reference": opts.reference.as_ref().map(ToString::to_string),

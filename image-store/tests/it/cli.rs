@@ -324,3 +324,84 @@ fn gc_grace_keeps_young_unreferenced_content_and_foreign_temp_files() {
     assert!(foreign.exists(), "a fresh foreign temp file was removed");
     s.fsck_clean();
 }
+
+/// A raw tar entry: (name, type, link target or content).
+type RawEntry<'a> = (&'a str, tar::EntryType, &'a str);
+
+/// A tar of raw entries.
+fn raw_tar(entries: &[RawEntry]) -> Vec<u8> {
+    let mut b = tar::Builder::new(Vec::new());
+    for (name, kind, arg) in entries {
+        let mut h = tar::Header::new_ustar();
+        h.set_entry_type(*kind);
+        h.set_mode(0o644);
+        let data = if kind.is_file() { arg.as_bytes() } else { &[] };
+        h.set_size(data.len() as u64);
+        // raw names: the builder API refuses hostile ones
+        h.as_old_mut().name[..name.len()].copy_from_slice(name.as_bytes());
+        if !kind.is_file() {
+            h.as_old_mut().linkname[..arg.len()].copy_from_slice(arg.as_bytes());
+        }
+        h.set_cksum();
+        b.append(&h, data).unwrap();
+    }
+    b.into_inner().unwrap()
+}
+
+#[test]
+fn import_refuses_entries_layer_pack_would_not_apply_naming_file_and_entry() {
+    use tar::EntryType::{Link, Regular, Symlink};
+    let s = TestStore::new();
+    let cases: [(&[RawEntry], &str); 5] = [
+        (
+            &[("../evil", Regular, "x")],
+            "entry ../evil escapes the root",
+        ),
+        (&[("/abs", Regular, "x")], "entry /abs has an absolute path"),
+        (
+            &[("ln", Symlink, "/tmp"), ("ln/evil", Regular, "x")],
+            "entry ln/evil goes through the symlink ln",
+        ),
+        (
+            &[("hl", Link, "../../etc/passwd")],
+            "entry hl links to ../../etc/passwd outside the root",
+        ),
+        (
+            &[("etc", Symlink, "/etc"), ("hl", Link, "etc/passwd")],
+            "entry hl links through the symlink etc",
+        ),
+    ];
+    for (i, (entries, want)) in cases.iter().enumerate() {
+        let file = s.path(&format!("hostile{i}.tar"));
+        std::fs::write(&file, raw_tar(entries)).unwrap();
+        let o = s.run(&["import", file.to_str().unwrap(), "-t", "h"]);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{want}: {err}");
+        assert_eq!(
+            err.trim_end(),
+            format!("image-store: error: {}: {want}", file.display()),
+        );
+    }
+    // nothing was tagged, nothing half-written remains
+    assert!(s.json(&["ls"])["images"].as_array().unwrap().is_empty());
+    s.fsck_clean();
+    // `./` names, a link to a symlink itself, and a symlink replaced by a directory are fine,
+    // and the image's snapshot can be made
+    let file = s.path("fine.tar");
+    std::fs::write(
+        &file,
+        raw_tar(&[
+            ("./etc", tar::EntryType::Directory, ""),
+            ("./etc/passwd", Regular, "root:x:0:0::/:/bin/sh\n"),
+            ("./hl", Link, "./etc/passwd"),
+            ("./sl", Symlink, "etc"),
+            ("./sl2", Link, "./sl"),
+            ("./d", Symlink, "/tmp"),
+            ("./d", tar::EntryType::Directory, ""),
+            ("./d/f", Regular, "x"),
+        ]),
+    )
+    .unwrap();
+    s.ok(&["import", file.to_str().unwrap(), "-t", "fine"]);
+    s.ok(&["lowers", "fine"]);
+}
