@@ -67,15 +67,40 @@ pub fn is_url(s: &str) -> bool {
     s.starts_with("http://") || s.starts_with("https://")
 }
 
-/// The last non-empty path segment of a URL (query and fragment removed), else `download`.
+/// The name BuildKit's Dockerfile frontend gives an ADD download: Go's `path.Base` of the
+/// URL's decoded path (query and fragment removed), or `__unnamed__` when that is empty, `/`,
+/// `.` or `..`, or when the path has an invalid `%` escape (Go's `url.Parse` fails then).
 pub fn file_name(url: &str) -> String {
+    const UNNAMED: &str = "__unnamed__";
     let rest = url.split_once("://").map_or(url, |(_, r)| r);
-    let path = rest.split(['?', '#']).next().unwrap_or("");
-    let path = path.split_once('/').map_or("", |(_, p)| p);
-    path.rsplit('/')
-        .find(|s| !s.is_empty() && *s != "." && *s != "..")
-        .unwrap_or("download")
-        .to_string()
+    let raw = rest.split(['?', '#']).next().unwrap_or("");
+    let raw = raw.find('/').map_or("", |i| raw.get(i..).unwrap_or(""));
+    let Some(path) = percent_decode(raw) else {
+        return UNNAMED.to_string();
+    };
+    match path.trim_end_matches('/').rsplit('/').next() {
+        Some(base) if !base.is_empty() && base != "." && base != ".." => base.to_string(),
+        _ => UNNAMED.to_string(),
+    }
+}
+
+/// `%XX` escapes decoded (invalid UTF-8 replaced); `None` for a malformed escape.
+fn percent_decode(s: &str) -> Option<String> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while let Some(&c) = b.get(i) {
+        if c == b'%' {
+            let hex = b.get(i + 1..i + 3)?;
+            let hex = std::str::from_utf8(hex).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(c);
+            i += 1;
+        }
+    }
+    Some(String::from_utf8_lossy(&out).into_owned())
 }
 
 /// Parses an HTTP date (`Wed, 21 Oct 2015 07:28:00 GMT`).
@@ -235,8 +260,14 @@ mod tests {
     #[test]
     fn names_dates_checksums() {
         assert_eq!(file_name("http://h:1/a/b/file.tar.gz?x=1#f"), "file.tar.gz");
-        assert_eq!(file_name("http://h:1/"), "download");
+        assert_eq!(file_name("http://h:1/"), "__unnamed__");
+        assert_eq!(file_name("http://h:1"), "__unnamed__");
+        assert_eq!(file_name("http://h:1/a/."), "__unnamed__");
         assert_eq!(file_name("http://h:1/dir/"), "dir");
+        assert_eq!(file_name("http://h:1/sub/%67.txt?q=%zz"), "g.txt");
+        assert_eq!(file_name("http://h:1/a%2Fb"), "b");
+        assert_eq!(file_name("http://h:1/bad%zz"), "__unnamed__");
+        assert_eq!(file_name("http://h:1/trunc%6"), "__unnamed__");
         assert_eq!(
             parse_http_date("Wed, 21 Oct 2015 07:28:00 GMT"),
             Some(1_445_412_480)
