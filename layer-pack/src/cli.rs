@@ -301,9 +301,18 @@ pub fn unpack_cmd(a: &UnpackArgs) -> Result<UnpackReport, CliError> {
         allow_devices: root,
         preserve_owners: root,
     };
+    // an error about the layer's content names the blob; one about DIR names its path already
+    let blob_name = if a.blob.as_os_str() == "-" {
+        "stdin".to_string()
+    } else {
+        a.blob.display().to_string()
+    };
     let wrap = |e: UnpackError| CliError {
         code: unpack_code(&e),
-        error: e.into(),
+        error: match e {
+            e @ (UnpackError::Io { .. } | UnpackError::NeedsEmptyDir(_)) => e.into(),
+            e => anyhow::Error::from(e).context(blob_name.clone()),
+        },
     };
     if a.blob.as_os_str() == "-" {
         unpack(io::stdin().lock(), &a.dir, &opts).map_err(wrap)

@@ -145,6 +145,8 @@ fn usage_and_input_errors_exit_2_with_one_line() {
                 err.starts_with("layer-pack: error: ") && err.lines().count() == 1,
                 "{args:?}: {err}"
             );
+            // a cause the message already carries is not repeated
+            assert!(err.matches("(os error").count() <= 1, "{args:?}: {err}");
         }
         assert!(out.stdout.is_empty());
     }
@@ -185,7 +187,17 @@ fn unpack_reports_and_refuses() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("diff_id mismatch"));
+    // the error names the blob
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr)
+            .lines()
+            .collect::<Vec<_>>(),
+        [format!(
+            "layer-pack: error: {}: diff_id mismatch: expected sha256:00, got {}",
+            blob.display(),
+            rep["diff_id"].as_str().unwrap()
+        )]
+    );
     assert!(!dst2.exists());
     // a hostile archive is refused with 2
     let evil = t.path().join("evil.tar");
@@ -197,7 +209,43 @@ fn unpack_reports_and_refuses() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("refused entry ../x"));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.starts_with(&format!(
+            "layer-pack: error: {}: refused entry ../x",
+            evil.display()
+        )),
+        "{err}"
+    );
+    // not a layer at all: names the file (stdin as `stdin`)
+    let junk = t.path().join("junk");
+    fs::write(&junk, b"junk\n").unwrap();
+    let out = bin()
+        .arg("unpack")
+        .arg(&junk)
+        .arg(t.path().join("dst5"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.starts_with(&format!(
+            "layer-pack: error: {}: malformed layer",
+            junk.display()
+        )),
+        "{err}"
+    );
+    let out = bin()
+        .arg("unpack")
+        .arg("-")
+        .arg(t.path().join("dst6"))
+        .stdin(fs::File::open(&junk).unwrap())
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .starts_with("layer-pack: error: stdin: malformed layer")
+    );
     // stdin works
     let out = bin()
         .arg("unpack")
