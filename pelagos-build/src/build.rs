@@ -108,6 +108,13 @@ impl BaseResolver for StoreBases<'_, '_> {
     }
 }
 
+/// Reads a Remfile as BuildKit does: bytes that are not UTF-8 are no error (they become
+/// U+FFFD, as Go's JSON encoding of the config makes them).
+fn read_remfile(p: &Path) -> Result<String, BuildError> {
+    let bytes = std::fs::read(p).map_err(input(p))?;
+    Ok(String::from_utf8_lossy(&bytes).into_owned())
+}
+
 /// Finds the Remfile in a context: `Remfile`, `Dockerfile`, `Containerfile`.
 pub fn find_remfile(context: &Path) -> Option<PathBuf> {
     ["Remfile", "Dockerfile", "Containerfile"]
@@ -243,11 +250,7 @@ pub fn build(opts: &BuildOptions, progress: &Progress) -> Result<BuildOutcome, B
                         ),
                         ContextSource::Dir(_) => p.clone(),
                     };
-                    (
-                        std::fs::read_to_string(&p).map_err(input(&p))?,
-                        Some(p.clone()),
-                        shown,
-                    )
+                    (read_remfile(&p)?, Some(p.clone()), shown)
                 }
                 (_, None) => {
                     let p = find_remfile(&context_root)
@@ -255,11 +258,7 @@ pub fn build(opts: &BuildOptions, progress: &Progress) -> Result<BuildOutcome, B
                     let shown = p
                         .file_name()
                         .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
-                    (
-                        std::fs::read_to_string(&p).map_err(input(&p))?,
-                        Some(p),
-                        shown,
-                    )
+                    (read_remfile(&p)?, Some(p), shown)
                 }
             };
             let mut ast = remfile_parse::parse(&text).map_err(|e| BuildError::Parse {

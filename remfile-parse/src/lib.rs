@@ -27,6 +27,21 @@ pub use ast::*;
 pub use error::{ErrorKind, ParseError};
 pub use parser::parse;
 
+/// Parses a Remfile given as bytes. BuildKit reads a Dockerfile as bytes, so text that is not
+/// UTF-8 (a Latin-1 comment or value) is no error: each invalid sequence becomes U+FFFD, which is
+/// what Go's JSON encoding of the image config makes of it.
+///
+/// ```
+/// let ast = remfile_parse::parse_bytes(b"# caf\xe9\nFROM scratch\nLABEL a=Jos\xe9\n").unwrap();
+/// assert_eq!(ast.instructions.len(), 2);
+/// ```
+///
+/// # Errors
+/// As [`parse`].
+pub fn parse_bytes(input: &[u8]) -> Result<Remfile, ParseError> {
+    parse(&String::from_utf8_lossy(input))
+}
+
 /// Serialise an AST as the version-1 JSON document (compact or pretty).
 pub fn to_json(ast: &Remfile, pretty: bool) -> String {
     let r = if pretty {

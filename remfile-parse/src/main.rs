@@ -74,5 +74,6 @@ fn read_input(name: &str) -> anyhow::Result<String> {
     } else {
         std::fs::read(name).with_context(|| format!("reading {name}"))?
     };
-    String::from_utf8(bytes).with_context(|| format!("{name}: input is not valid UTF-8"))
+    // as BuildKit: bytes that are not UTF-8 are no error (U+FFFD, see `parse_bytes`)
+    Ok(String::from_utf8_lossy(&bytes).into_owned())
 }

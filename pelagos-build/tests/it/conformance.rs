@@ -556,3 +556,20 @@ fn copy_wildcard_class_negates_with_caret_only() {
     assert_eq!(names("bang"), ["x!.txt", "xy.txt"]);
     assert_eq!(names("caret"), ["x!.txt", "xa.txt"]);
 }
+
+#[test]
+fn remfile_bytes_that_are_not_utf8_become_replacement_chars() {
+    let e = Env::new();
+    std::fs::write(
+        e.ctx.join("Remfile"),
+        b"# caf\xe9 comment\nFROM busybox:local\nLABEL author=Jos\xe9\nENV V=caf\xe9\n",
+    )
+    .unwrap();
+    e.build_ok(&["-t", "t"]);
+    let c = e.config("t").config.unwrap();
+    assert_eq!(c.labels.unwrap()["author"], "Jos\u{fffd}");
+    assert!(
+        c.env.unwrap().iter().any(|v| v == "V=caf\u{fffd}"),
+        "env keeps U+FFFD"
+    );
+}
