@@ -49,6 +49,10 @@ pub enum RunError {
     /// The image of `--image` could not be resolved in the store.
     #[error("image: {0}")]
     Image(String),
+    /// The image of `--image` is not in the store, or its reference is malformed, or its
+    /// content is broken (the store's message, naming it): an input error.
+    #[error("{0}")]
+    ImageInput(String),
     /// The container init died without reporting a status.
     #[error("container init failed: {0}")]
     Init(String),
@@ -57,7 +61,7 @@ pub enum RunError {
 impl RunError {
     /// Whether the error comes from the caller's input (the CLI exits 2 for these).
     pub fn is_input_error(&self) -> bool {
-        matches!(self, Self::InvalidSpec(_))
+        matches!(self, Self::InvalidSpec(_) | Self::ImageInput(_))
     }
 
     /// The errno of a failure inside the container, if any.

@@ -12,8 +12,13 @@ pub fn image_lowers(store: Option<&Path>, reference: &str) -> Result<Vec<PathBuf
         .map_err(|e| RunError::InvalidSpec(format!("image reference {reference:?}: {e}")))?;
     let s = image_store::Store::open(&root)
         .map_err(|e| RunError::Image(format!("open store {}: {e}", root.display())))?;
-    s.lowers(&r)
-        .map_err(|e| RunError::Image(format!("{reference}: {e}")))
+    s.lowers(&r).map_err(|e| {
+        if e.is_input_error() {
+            RunError::ImageInput(e.to_string())
+        } else {
+            RunError::Image(format!("{reference}: {e}"))
+        }
+    })
 }
 
 /// The default work root for a store root: `ROOT/runs` (not `ROOT/tmp`, whose entries

@@ -234,8 +234,20 @@ fn image_from_the_store() {
         .args(["--image", "nope:1", "--", "true"])
         .output()
         .unwrap();
-    assert_eq!(o.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&o.stderr).starts_with("ns-run: error: image: nope:1"));
+    // an unknown image is an input error (2), in the store's words naming it
+    assert_eq!(o.status.code(), Some(2));
+    assert_eq!(
+        String::from_utf8_lossy(&o.stderr).trim_end(),
+        "ns-run: error: image docker.io/library/nope:1 not found"
+    );
+    let o = Command::new(BIN)
+        .arg("--store")
+        .arg(&store_root)
+        .args(["--image", "Bad/Ref", "--", "true"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("Bad/Ref"));
 }
 
 #[test]
