@@ -191,9 +191,11 @@ impl Store {
         })
     }
 
-    /// [`Store::gc`] with options: unreferenced blobs and snapshots modified less than
-    /// `grace` ago are kept (for writers outside this library, such as `layer-pack pack --store`
-    /// piped into `image-store commit`, which hold no lease).
+    /// [`Store::gc`] with options: unreferenced blobs that this library did not write or verify
+    /// (no `verified/` stamp) and unreferenced snapshots modified less than `grace` ago are kept
+    /// (for writers outside this library, such as `layer-pack pack --store` piped into
+    /// `image-store commit`, which hold no lease, and for a run still using the lower dirs of
+    /// an image removed meanwhile). Blobs of a removed image are freed at once.
     pub fn gc_with(&self, opts: &GcOptions) -> Result<GcReport> {
         let prune_cache = opts.prune_cache;
         let young = |p: &Path| {
@@ -237,7 +239,11 @@ impl Store {
         for e in fs::read_dir(&bdir).ctx("read dir", &bdir)? {
             let e = e.ctx("read dir", &bdir)?;
             let name = e.file_name().to_string_lossy().into_owned();
-            if blobs.contains(&format!("sha256:{name}")) || young(&e.path()) {
+            // the grace covers blobs another tool wrote (no stamp: `layer-pack pack --store`
+            // before its `commit`); what the store wrote or verified went in under a lease
+            if blobs.contains(&format!("sha256:{name}"))
+                || (young(&e.path()) && !self.root().join("verified").join(&name).exists())
+            {
                 continue;
             }
             // another tool's temp file (e.g. `.layer-pack-XXXX`): only when clearly abandoned

@@ -309,18 +309,28 @@ fn gc_grace_keeps_young_unreferenced_content_and_foreign_temp_files() {
             .status
             .success()
     );
-    s.ok(&["rm", "x"]);
-    // a layer-pack temp file in blobs/sha256 while it writes
+    s.ok(&["lowers", "x"]);
+    // a blob another tool just wrote (layer-pack pack --store, not committed yet) and a
+    // layer-pack temp file in blobs/sha256 while it writes
+    let layer = tar_of(&[("b", b"other")]);
+    let hex = image_store::Digest::of(&layer).hex().to_string();
+    let pending = s.root.join("blobs/sha256").join(&hex);
+    std::fs::write(&pending, &layer).unwrap();
     let foreign = s.root.join("blobs/sha256/.layer-pack-abc123");
     std::fs::write(&foreign, b"partial").unwrap();
+    s.ok(&["rm", "x"]);
+    // the removed image's blobs (written by the store) go at once, like `docker rmi` + prune;
+    // the fresh foreign blob and the snapshot (a run may still use it) are kept
     let gc = s.json(&["gc"]);
-    assert_eq!(
-        gc["blobs_removed"], 0,
-        "default grace keeps fresh content: {gc}"
-    );
+    assert_eq!(gc["blobs_removed"], 3, "{gc}");
+    assert!(gc["bytes_freed"].as_u64().unwrap() > 0, "{gc}");
+    assert_eq!(gc["snapshots_removed"], 0, "{gc}");
+    assert!(pending.exists(), "a fresh foreign blob was removed");
     s.fsck_clean();
     let gc = s.json(&["gc", "--grace", "0"]);
-    assert_eq!(gc["blobs_removed"], 3);
+    assert_eq!(gc["blobs_removed"], 1, "{gc}");
+    assert_eq!(gc["snapshots_removed"], 1, "{gc}");
+    assert!(!pending.exists());
     assert!(foreign.exists(), "a fresh foreign temp file was removed");
     s.fsck_clean();
 }
