@@ -20,6 +20,9 @@ pub enum ErrorKind {
     /// The file holds no instruction.
     #[error("file with no instructions")]
     NoInstructions,
+    /// A physical line longer than BuildKit's line scanner takes (65535 bytes).
+    #[error("dockerfile line greater than max allowed size of {0}")]
+    LineTooLong(usize),
     /// An instruction keyword that does not exist.
     #[error("unknown instruction: {0}")]
     UnknownInstruction(String),

@@ -11,8 +11,16 @@ fn col_of(s: &str) -> u32 {
     u32::try_from(s.chars().count()).unwrap_or(u32::MAX - 1) + 1
 }
 
+/// The longest physical line BuildKit's parser reads (`bufio.MaxScanTokenSize - 1`; the
+/// line's `\r` counts, its `\n` does not).
+pub(crate) const MAX_LINE: usize = 65535;
+
 /// Parse a whole Remfile into the version-1 AST.
 pub fn parse(input: &str) -> Result<Remfile, ParseError> {
+    if let Some(i) = input.split('\n').position(|l| l.len() > MAX_LINE) {
+        let no = u32::try_from(i + 1).unwrap_or(u32::MAX);
+        return Err(ParseError::new(no, 1, ErrorKind::LineTooLong(MAX_LINE)));
+    }
     let input = input.strip_prefix('\u{feff}').unwrap_or(input);
     let mut lines = Lines::new(input);
     let mut dirs = Directives::default();
@@ -120,6 +128,24 @@ pub fn parse(input: &str) -> Result<Remfile, ParseError> {
 mod tests {
     use super::*;
     use crate::ast::{Command, Kind};
+
+    #[test]
+    fn lines_longer_than_buildkit_reads_are_errors() {
+        let ok = format!("FROM scratch\nRUN {}\n", "x".repeat(MAX_LINE - 4));
+        assert!(parse(&ok).is_ok());
+        let long = format!("FROM scratch\nRUN {}\n", "x".repeat(MAX_LINE - 3));
+        let e = parse(&long).unwrap_err();
+        assert_eq!((e.line, e.col), (2, 1));
+        assert_eq!(
+            e.kind.to_string(),
+            "dockerfile line greater than max allowed size of 65535"
+        );
+        // in a comment, at the end without a newline, and with the `\r` of CRLF counted
+        assert!(parse(&format!("# {}\nFROM scratch\n", "c".repeat(MAX_LINE))).is_err());
+        assert!(parse(&format!("FROM scratch\nRUN {}", "x".repeat(MAX_LINE))).is_err());
+        let crlf = format!("FROM scratch\r\nRUN {}\r\n", "x".repeat(MAX_LINE - 4));
+        assert!(parse(&crlf).is_err());
+    }
 
     fn shell(k: &Kind) -> &str {
         match k {
