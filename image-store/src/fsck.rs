@@ -75,7 +75,10 @@ impl Store {
 
         let layout = self.root().join("oci-layout");
         match fs::read_to_string(&layout) {
-            Ok(s) if s.contains("\"imageLayoutVersion\":\"1.0.0\"") => {}
+            // any JSON spelling (skopeo writes `{"imageLayoutVersion": "1.0.0"}`)
+            Ok(s)
+                if serde_json::from_str::<serde_json::Value>(&s)
+                    .is_ok_and(|v| v["imageLayoutVersion"] == "1.0.0") => {}
             _ => {
                 let fixed = repair
                     && self

@@ -89,6 +89,15 @@ pub struct WrittenImage {
     pub manifest: Descriptor,
 }
 
+/// Whether an index entry's `org.opencontainers.image.ref.name` is the normalised reference
+/// `name`, written in full (the store's own entries) or short (`foo:2` by another tool).
+fn names(d: &Descriptor, name: &str) -> bool {
+    d.annotations.get(ANNOTATION_REF_NAME).is_some_and(|n| {
+        n == name
+            || Reference::parse(n).is_ok_and(|r| r.digest().is_none() && r.to_string() == name)
+    })
+}
+
 impl Store {
     /// Reads `index.json`.
     pub fn read_index(&self) -> Result<Index> {
@@ -159,8 +168,7 @@ impl Store {
                 });
             }
             self.update_index(|idx| {
-                idx.manifests
-                    .retain(|d| d.annotations.get(ANNOTATION_REF_NAME) != Some(&name));
+                idx.manifests.retain(|d| !names(d, &name));
                 idx.manifests.push(desc);
                 Ok(())
             })
@@ -172,8 +180,7 @@ impl Store {
         let name = reference.to_string();
         self.update_index(|idx| {
             let before = idx.manifests.len();
-            idx.manifests
-                .retain(|d| d.annotations.get(ANNOTATION_REF_NAME) != Some(&name));
+            idx.manifests.retain(|d| !names(d, &name));
             Ok(idx.manifests.len() != before)
         })
     }
@@ -288,10 +295,13 @@ impl Store {
         }
         let name = reference.to_string();
         let idx = self.read_index()?;
+        // the store's own entries carry the normalised name; another tool writing into the
+        // layout (`skopeo copy … oci:ROOT:foo:2`) may have written a short one
         let Some(desc) = idx
             .manifests
             .iter()
             .find(|d| d.annotations.get(ANNOTATION_REF_NAME) == Some(&name))
+            .or_else(|| idx.manifests.iter().find(|d| names(d, &name)))
         else {
             return Ok(None);
         };

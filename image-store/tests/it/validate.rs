@@ -128,6 +128,44 @@ fn skopeo_copy_round_trips_through_docker_archive_and_oci() {
 }
 
 #[test]
+fn skopeo_writing_into_the_store_leaves_a_store_we_use_and_fsck_passes() {
+    let s = TestStore::new();
+    let imp = import_busybox(&s);
+    // skopeo rewrites index.json and oci-layout in its own spelling, with a short ref.name
+    run_tool(
+        "skopeo",
+        &[
+            "copy",
+            "-q",
+            &format!("oci:{}:{BB}", s.root.display()),
+            &format!("oci:{}:foo:2", s.root.display()),
+        ],
+    );
+    let layout = std::fs::read_to_string(s.root.join("oci-layout")).unwrap();
+    assert_ne!(
+        layout, r#"{"imageLayoutVersion":"1.0.0"}"#,
+        "skopeo kept our spelling"
+    );
+    s.fsck_clean();
+    // the short name resolves as its normalised reference
+    let i = s.json(&["inspect", "foo:2"]);
+    assert_eq!(i["image_id"], imp["image_id"]);
+    s.ok(&["lowers", "docker.io/library/foo:2"]);
+    // re-tagging it replaces skopeo's entry instead of adding a second one; rm removes it
+    s.ok(&["tag", BB, "foo:2"]);
+    let names: Vec<String> = s.json(&["ls"])["images"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["reference"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(names, [BB, "docker.io/library/foo:2"]);
+    s.ok(&["rm", "foo:2"]);
+    assert_eq!(s.json(&["ls"])["images"].as_array().unwrap().len(), 1);
+    s.fsck_clean();
+}
+
+#[test]
 fn umoci_unpacks_the_same_tree_as_rootfs_export() {
     let s = TestStore::new();
     import_busybox(&s);
