@@ -56,7 +56,9 @@ enum Cmd {
     },
     /// Make a one-layer image from a rootfs tar (plain, gzip, zstd), a directory, or `-`.
     Import {
+        /// A rootfs tar (plain, gzip or zstd), a directory, or `-` for stdin.
         source: String,
+        /// Tag the new image as this reference.
         #[arg(short = 't', long = "tag")]
         tag: Option<String>,
         /// Config change (`CMD ["sh"]`, `ENV A=1`, ...); repeatable.
@@ -98,8 +100,10 @@ enum Cmd {
         /// Base image, or `scratch`.
         #[arg(long, default_value = "scratch")]
         base: String,
+        /// Tag the new image as this reference.
         #[arg(short = 't', long = "tag")]
         tag: Option<String>,
+        /// Config change (`CMD ["sh"]`, `ENV A=1`, ...); repeatable.
         #[arg(short = 'c', long = "change")]
         changes: Vec<String>,
         /// History `created_by` of the new layers.
