@@ -268,37 +268,50 @@ pub(crate) fn dispatch(
         }
         Kind::Arg { args } => {
             let mut set = ConfigDelta::default();
-            // BuildKit's history shows the ARG as declared (default expanded), never the
-            // --build-arg or global value it takes
-            let mut declared = Vec::new();
+            // BuildKit expands every name and default of the instruction first, with the
+            // environment before it (`ARG A=1 B=$A` leaves B without A's new value), and its
+            // history shows the ARG as declared (default expanded), never the --build-arg or
+            // global value it takes
+            let mut pairs = Vec::with_capacity(args.len());
             for a in args {
-                let has_value = g.build_args.get(&a.name);
+                let name = cx.expand(&a.name, &state.env)?;
+                if name.is_empty() {
+                    return Err(cx.invalid("ARG names can not be blank"));
+                }
+                let default = match &a.default {
+                    Some(d) => Some(cx.expand(d, &state.env)?),
+                    None => None,
+                };
+                pairs.push((name, default));
+            }
+            let mut declared = Vec::new();
+            for (name, default) in pairs {
+                let has_value = g.build_args.get(&name);
                 let mut value: Option<String> = None;
-                if a.default.is_none() && has_value.is_none() {
-                    value = crate::lex::Env::lookup(g.global_args.as_slice(), &a.name)
+                if default.is_none() && has_value.is_none() {
+                    value = crate::lex::Env::lookup(g.global_args.as_slice(), &name)
                         .map(str::to_string);
                 }
                 if let Some(v) = has_value {
                     value = Some(v.clone());
                 }
-                if let Some(d) = &a.default {
-                    let d = cx.expand(d, &state.env)?;
-                    declared.push(format!("{}={d}", a.name));
+                if let Some(d) = default {
+                    declared.push(format!("{name}={d}"));
                     if has_value.is_none() {
                         value = Some(d);
                     }
                 } else {
-                    declared.push(a.name.clone());
+                    declared.push(name.clone());
                 }
                 if let Some(v) = &value {
-                    set_var(&mut state.env, &a.name, v.clone());
+                    set_var(&mut state.env, &name, v.clone());
                 }
-                state.declared.insert(a.name.clone());
-                state.args.push((a.name.clone(), value.clone()));
+                state.declared.insert(name.clone());
                 set.args.push(match &value {
-                    Some(v) => format!("{}={v}", a.name),
-                    None => a.name.clone(),
+                    Some(v) => format!("{name}={v}"),
+                    None => name.clone(),
                 });
+                state.args.push((name, value));
             }
             let cb = format!("ARG {}", declared.join(" "));
             config_step(set, cb)

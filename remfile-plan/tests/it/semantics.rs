@@ -80,6 +80,35 @@ fn arg_default_is_expanded_with_the_stage_env() {
     assert_eq!(get(&the_run(&p).env, "A"), Some("e-/bin:/usr/bin"));
 }
 
+#[test]
+fn arg_pairs_are_expanded_before_any_is_declared() {
+    // BuildKit expands the whole instruction first: B does not see the A of its own line
+    let p = plan(
+        "FROM busybox\nARG A=1 B=${A}b\nARG A=2 C=${A}c\nRUN x\n",
+        &[],
+    );
+    let r = the_run(&p);
+    assert_eq!(get(&r.env, "B"), Some("b"));
+    assert_eq!(get(&r.env, "C"), Some("1c"));
+    assert_eq!(get(&r.env, "A"), Some("2"));
+    // pre-FROM ARGs go one by one
+    let p = plan("ARG G1=g G2=${G1}2\nFROM busybox\nARG G2\nRUN x\n", &[]);
+    assert_eq!(get(&the_run(&p).env, "G2"), Some("g2"));
+}
+
+#[test]
+fn stage_arg_names_are_expanded_and_unquoted() {
+    let src = "FROM busybox\nARG K=KEY\nARG ${K}=d ${K}2=x \"Q\"=1 'S'=2\nRUN x\n";
+    let p = plan(src, &[("KEY", "cli")]);
+    let r = the_run(&p);
+    assert_eq!(get(&r.env, "KEY"), Some("cli"));
+    assert_eq!(get(&r.env, "KEY2"), Some("x"));
+    assert_eq!(get(&r.env, "Q"), Some("1"));
+    assert_eq!(get(&r.env, "S"), Some("2"));
+    // a name that expands to nothing is an error
+    plan_err("FROM busybox\nARG ${UNSET}=1\n", &[]);
+}
+
 // ---------- stage scoping and inheritance ----------
 
 #[test]
@@ -853,7 +882,8 @@ fn arg_history_shows_the_declaration_not_the_value_taken() {
     let p = plan(src, &[("A", "cli"), ("C", "c")]);
     let s = last(&p);
     assert_eq!(step_at(s, 3).created_by, "ARG G");
-    assert_eq!(step_at(s, 4).created_by, "ARG A=def B=clix C");
+    // B is expanded before A of the same line is declared (checked with Docker 20.10)
+    assert_eq!(step_at(s, 4).created_by, "ARG A=def B=x C");
     assert_eq!(get(&the_run(&p).env, "A"), Some("cli"));
     assert_eq!(get(&the_run(&p).env, "G"), Some("g"));
 }
