@@ -125,23 +125,6 @@ enum Cmd {
     Logout(image_store::registry::LogoutArgs),
 }
 
-/// The error chain on one line, leaving out a cause whose text the message before it already
-/// carries (the library's messages include their source).
-fn one_line(e: &anyhow::Error) -> String {
-    let mut msg = String::new();
-    for c in e.chain() {
-        let text = c.to_string();
-        if msg.contains(&text) {
-            continue;
-        }
-        if !msg.is_empty() {
-            msg.push_str(": ");
-        }
-        msg.push_str(&text);
-    }
-    msg.replace('\n', " ")
-}
-
 /// Names the imported file in an error about the tar as a whole (`tar input`).
 fn name_tar_input(e: StoreError, source: &str) -> StoreError {
     match e {
@@ -431,7 +414,7 @@ fn main() -> ExitCode {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::from(1),
         Err(e) => {
-            eprintln!("image-store: error: {}", one_line(&e));
+            eprintln!("image-store: error: {}", layer_pack::cli::error_line(&e));
             ExitCode::from(if input_error(&e) { 2 } else { 1 })
         }
     }

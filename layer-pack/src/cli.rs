@@ -21,6 +21,24 @@ pub struct CliError {
     pub code: u8,
 }
 
+/// The error chain on one line (`a: b: c`), leaving out a cause whose text the message before
+/// it already carries (thiserror messages that include their source), newlines made spaces.
+/// The workspace's CLIs print `TOOL: error: {error_line}`.
+pub fn error_line(e: &anyhow::Error) -> String {
+    let mut msg = String::new();
+    for c in e.chain() {
+        let text = c.to_string();
+        if msg.contains(&text) {
+            continue;
+        }
+        if !msg.is_empty() {
+            msg.push_str(": ");
+        }
+        msg.push_str(&text);
+    }
+    msg.replace('\n', " ")
+}
+
 fn usage(e: anyhow::Error) -> CliError {
     CliError { error: e, code: 2 }
 }
@@ -321,5 +339,23 @@ pub fn unpack_cmd(a: &UnpackArgs) -> Result<UnpackReport, CliError> {
             .with_context(|| format!("cannot open {}", a.blob.display()))
             .map_err(usage)?;
         unpack_path(&a.blob, &a.dir, &opts).map_err(wrap)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_line_drops_causes_the_message_carries() {
+        let io = std::io::Error::other("disk on fire");
+        let e = anyhow::Error::from(PackError::Read {
+            path: "/x".into(),
+            source: io,
+        })
+        .context("packing");
+        assert_eq!(error_line(&e), "packing: cannot read /x: disk on fire");
+        let e = anyhow::anyhow!("line one\nline two").context("ctx");
+        assert_eq!(error_line(&e), "ctx: line one line two");
     }
 }

@@ -40,25 +40,8 @@ fn main() -> ExitCode {
             ExitCode::from(1)
         }
         Err(e) => {
-            eprintln!("layer-pack: error: {}", one_line(&e.error));
+            eprintln!("layer-pack: error: {}", cli::error_line(&e.error));
             ExitCode::from(e.code)
         }
     }
-}
-
-/// The error chain on one line, leaving out a cause whose text the message before it already
-/// carries (the library's messages include their source).
-fn one_line(e: &anyhow::Error) -> String {
-    let mut msg = String::new();
-    for c in e.chain() {
-        let text = c.to_string();
-        if msg.contains(&text) {
-            continue;
-        }
-        if !msg.is_empty() {
-            msg.push_str(": ");
-        }
-        msg.push_str(&text);
-    }
-    msg.replace('\n', " ")
 }

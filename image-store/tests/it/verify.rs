@@ -48,17 +48,24 @@ fn assert_nothing_loaded(t: &TestStore, hex: &str) {
 
 #[test]
 fn corrupt_blob_in_oci_dir_is_refused() {
+    damaged_oci_dir_is_refused(flip_last_byte, &["digest mismatch"]);
+}
+
+/// Damages the layer blob of an exported OCI dir, loads the dir: exit 2, one error line
+/// naming the layer and `want`, nothing loaded.
+fn damaged_oci_dir_is_refused(damage: impl Fn(&Path), want: &[&str]) {
     let s = TestStore::new();
     let (dir, layer) = small_oci_dir(&s);
-    flip_last_byte(&dir.join("blobs/sha256").join(&layer));
+    damage(&dir.join("blobs/sha256").join(&layer));
     let t = TestStore::new();
     let o = t.run(&["load", dir.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(2));
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(
-        err.contains(&layer) && err.contains("digest mismatch"),
+        err.contains(&layer) && want.iter().all(|w| err.contains(w)),
         "{err}"
     );
+    assert_eq!(err.lines().count(), 1, "{err}");
     assert_nothing_loaded(&t, &layer);
 }
 
@@ -237,37 +244,17 @@ fn load_picks_the_platform_from_a_multi_platform_index() {
 
 #[test]
 fn truncated_blob_in_oci_dir_says_size_mismatch() {
-    let s = TestStore::new();
-    let (dir, layer) = small_oci_dir(&s);
-    let p = dir.join("blobs/sha256").join(&layer);
-    let f = fs::OpenOptions::new().write(true).open(&p).unwrap();
-    f.set_len(10).unwrap();
-    let t = TestStore::new();
-    let o = t.run(&["load", dir.to_str().unwrap()]);
-    assert_eq!(o.status.code(), Some(2));
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert!(
-        err.contains(&layer) && err.contains("size mismatch") && err.contains("got 10"),
-        "{err}"
-    );
-    assert_eq!(err.lines().count(), 1, "{err}");
-    assert_nothing_loaded(&t, &layer);
+    let truncate = |p: &Path| {
+        let f = fs::OpenOptions::new().write(true).open(p).unwrap();
+        f.set_len(10).unwrap();
+    };
+    damaged_oci_dir_is_refused(truncate, &["size mismatch", "got 10"]);
 }
 
 #[test]
 fn blob_missing_from_oci_dir_is_an_input_error_naming_it() {
-    let s = TestStore::new();
-    let (dir, layer) = small_oci_dir(&s);
-    fs::remove_file(dir.join("blobs/sha256").join(&layer)).unwrap();
-    let t = TestStore::new();
-    let o = t.run(&["load", dir.to_str().unwrap()]);
-    assert_eq!(o.status.code(), Some(2));
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert!(
-        err.contains(&layer) && err.contains("missing from the layout"),
-        "{err}"
-    );
-    assert_nothing_loaded(&t, &layer);
+    let remove = |p: &Path| fs::remove_file(p).unwrap();
+    damaged_oci_dir_is_refused(remove, &["missing from the layout"]);
 }
 
 #[test]
