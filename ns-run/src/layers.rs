@@ -302,138 +302,124 @@ mod tests {
     use super::*;
     use std::os::unix::fs::symlink;
 
-    fn t() -> tempfile::TempDir {
-        tempfile::tempdir().unwrap()
+    /// A temp dir with an empty extra layer `x` in it; `path(name)` names a dir beside it.
+    struct Fixture {
+        dir: tempfile::TempDir,
+        extra: PathBuf,
+    }
+
+    impl Fixture {
+        fn new() -> Fixture {
+            let dir = tempfile::tempdir().unwrap();
+            let extra = dir.path().join("x");
+            fs::create_dir(&extra).unwrap();
+            Fixture { dir, extra }
+        }
+
+        fn path(&self, name: &str) -> PathBuf {
+            self.dir.path().join(name)
+        }
+
+        /// `ensure_target` over `layers` into the extra layer, not in a user namespace.
+        fn ensure(&self, layers: &[PathBuf], target: &str, kind: Kind) -> io::Result<PathBuf> {
+            ensure_target(layers, &self.extra, target, kind, false)
+        }
     }
 
     #[test]
     fn existing_paths_need_nothing() {
-        let d = t();
-        let l = d.path().join("l");
+        let f = Fixture::new();
+        let l = f.path("l");
         fs::create_dir_all(l.join("etc")).unwrap();
         fs::write(l.join("etc/hosts"), "x").unwrap();
-        let extra = d.path().join("x");
-        fs::create_dir(&extra).unwrap();
-        let r = ensure_target(&[l], &extra, "/etc/hosts", Kind::File, false).unwrap();
+        let r = f.ensure(&[l], "/etc/hosts", Kind::File).unwrap();
         assert_eq!(r, PathBuf::from("etc/hosts"));
-        assert!(fs::read_dir(&extra).unwrap().next().is_none());
+        assert!(fs::read_dir(&f.extra).unwrap().next().is_none());
     }
 
     #[test]
     fn missing_file_created_with_parent_meta_copied() {
-        let d = t();
-        let l = d.path().join("l");
+        let f = Fixture::new();
+        let l = f.path("l");
         fs::create_dir_all(l.join("etc")).unwrap();
         fs::set_permissions(l.join("etc"), fs::Permissions::from_mode(0o750)).unwrap();
-        let extra = d.path().join("x");
-        fs::create_dir(&extra).unwrap();
-        let r = ensure_target(
-            std::slice::from_ref(&l),
-            &extra,
-            "/etc/hosts",
-            Kind::File,
-            false,
-        )
-        .unwrap();
+        let r = f
+            .ensure(std::slice::from_ref(&l), "/etc/hosts", Kind::File)
+            .unwrap();
         assert_eq!(r, PathBuf::from("etc/hosts"));
-        assert!(extra.join("etc/hosts").is_file());
-        let m = fs::metadata(extra.join("etc")).unwrap();
+        assert!(f.extra.join("etc/hosts").is_file());
+        let m = fs::metadata(f.extra.join("etc")).unwrap();
         assert_eq!(m.mode() & 0o7777, 0o750);
         assert_eq!(m.mtime(), fs::metadata(l.join("etc")).unwrap().mtime());
     }
 
     #[test]
     fn symlinks_resolve_inside_root() {
-        let d = t();
-        let l = d.path().join("l");
+        let f = Fixture::new();
+        let l = f.path("l");
         fs::create_dir_all(l.join("run")).unwrap();
         fs::create_dir_all(l.join("var")).unwrap();
         symlink("/run", l.join("var/run")).unwrap();
         symlink("../../../../../../tmp", l.join("escape")).unwrap();
-        let extra = d.path().join("x");
-        fs::create_dir(&extra).unwrap();
-        let r = ensure_target(
-            std::slice::from_ref(&l),
-            &extra,
-            "/var/run/s",
-            Kind::Dir,
-            false,
-        )
-        .unwrap();
+        let layers = std::slice::from_ref(&l);
+        let r = f.ensure(layers, "/var/run/s", Kind::Dir).unwrap();
         assert_eq!(r, PathBuf::from("run/s"));
-        assert!(extra.join("run/s").is_dir());
-        let r = ensure_target(
-            std::slice::from_ref(&l),
-            &extra,
-            "/escape/y",
-            Kind::Dir,
-            false,
-        )
-        .unwrap();
+        assert!(f.extra.join("run/s").is_dir());
+        let r = f.ensure(layers, "/escape/y", Kind::Dir).unwrap();
         assert_eq!(r, PathBuf::from("tmp/y"));
     }
 
     #[test]
     fn whiteout_and_lower_layers() {
-        let d = t();
-        let top = d.path().join("top");
-        let low = d.path().join("low");
+        let f = Fixture::new();
+        let top = f.path("top");
+        let low = f.path("low");
         fs::create_dir_all(low.join("etc")).unwrap();
         fs::write(low.join("etc/hosts"), "x").unwrap();
         fs::create_dir_all(top.join("etc")).unwrap();
-        let extra = d.path().join("x");
-        fs::create_dir(&extra).unwrap();
         // hosts visible through the lower layer
-        ensure_target(
-            &[top.clone(), low.clone()],
-            &extra,
-            "/etc/hosts",
-            Kind::File,
-            false,
-        )
-        .unwrap();
-        assert!(!extra.join("etc").exists());
+        f.ensure(&[top.clone(), low.clone()], "/etc/hosts", Kind::File)
+            .unwrap();
+        assert!(!f.extra.join("etc").exists());
         // a file in the top layer hides the lower's dir
         fs::write(top.join("opt"), "").unwrap();
         fs::create_dir_all(low.join("opt/d")).unwrap();
-        assert!(ensure_target(&[top, low], &extra, "/opt/d", Kind::Dir, false).is_err());
+        assert!(f.ensure(&[top, low], "/opt/d", Kind::Dir).is_err());
     }
 
     #[test]
     fn ancestors_are_looked_up_once_per_layer() {
-        let d = t();
-        let mut lowers: Vec<PathBuf> = (0..30).map(|i| d.path().join(format!("l{i}"))).collect();
+        let f = Fixture::new();
+        let mut lowers: Vec<PathBuf> = (0..30).map(|i| f.path(&format!("l{i}"))).collect();
         for l in &lowers {
             fs::create_dir_all(l).unwrap();
         }
-        let base = d.path().join("base");
+        let base = f.path("base");
         fs::create_dir_all(base.join("etc")).unwrap();
         fs::create_dir_all(base.join("proc")).unwrap();
         fs::write(base.join("etc/hosts"), "x").unwrap();
         lowers.push(base.clone());
-        let extra = d.path().join("x");
-        fs::create_dir(&extra).unwrap();
         let stats = || MEMO.with(|m| m.borrow().stats);
         for (p, k) in [
             ("/proc", Kind::Dir),
             ("/etc/hosts", Kind::File),
             ("/etc/resolv.conf", Kind::File),
         ] {
-            ensure_target(&lowers, &extra, p, k, false).unwrap();
+            f.ensure(&lowers, p, k).unwrap();
         }
         // proc and etc once in each of the 31 layers, hosts and resolv.conf once in base
         assert_eq!(stats(), 31 + 31 + 2);
-        assert!(extra.join("etc/resolv.conf").is_file());
-        assert!(!extra.join("etc/hosts").exists());
+        assert!(f.extra.join("etc/resolv.conf").is_file());
+        assert!(!f.extra.join("etc/hosts").exists());
         assert_eq!(
-            fs::metadata(extra.join("etc")).unwrap().mtime(),
+            fs::metadata(f.extra.join("etc")).unwrap().mtime(),
             fs::metadata(base.join("etc")).unwrap().mtime()
         );
         // other lowers: a fresh memo, which sees what the old one had cached as missing
         fs::create_dir_all(lowers[3].join("etc")).unwrap();
         fs::write(lowers[3].join("etc/resolv.conf"), "r").unwrap();
         let fewer = lowers[3..].to_vec();
-        let extra2 = d.path().join("x2");
+        let extra2 = f.path("x2");
         fs::create_dir(&extra2).unwrap();
         ensure_target(&fewer, &extra2, "/etc/resolv.conf", Kind::File, false).unwrap();
         assert!(!extra2.join("etc").exists(), "found in the new top layer");
@@ -442,12 +428,10 @@ mod tests {
 
     #[test]
     fn kind_mismatch_fails() {
-        let d = t();
-        let l = d.path().join("l");
+        let f = Fixture::new();
+        let l = f.path("l");
         fs::create_dir_all(l.join("etc/hosts")).unwrap();
-        let extra = d.path().join("x");
-        fs::create_dir(&extra).unwrap();
-        let e = ensure_target(&[l], &extra, "/etc/hosts", Kind::File, false).unwrap_err();
+        let e = f.ensure(&[l], "/etc/hosts", Kind::File).unwrap_err();
         assert_eq!(e.raw_os_error(), Some(libc::EISDIR));
     }
 }

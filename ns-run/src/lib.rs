@@ -34,6 +34,7 @@ mod image;
 mod init;
 mod layers;
 mod net;
+mod overlay;
 mod parent;
 mod rlimit;
 mod rootfs;
