@@ -303,17 +303,7 @@ impl<'a> Applier<'a> {
         self.created.insert(path.clone());
         match h.ty {
             Ty::File => {
-                let fd = openat(
-                    &dir,
-                    name,
-                    OFlags::WRONLY
-                        | OFlags::CREATE
-                        | OFlags::EXCL
-                        | OFlags::NOFOLLOW
-                        | OFlags::CLOEXEC,
-                    Mode::from_raw_mode(0o600),
-                )
-                .map_err(|e| self.io(&comps, e))?;
+                let fd = create_new(&dir, name).map_err(|e| self.io(&comps, e))?;
                 let mut f = std::fs::File::from(fd);
                 let mut buf = std::mem::take(&mut self.buf);
                 let copied = loop {
@@ -514,17 +504,7 @@ impl<'a> Applier<'a> {
             Err(e) if e == rustix::io::Errno::PERM => {
                 // xattr whiteout (Linux 6.7+): an empty file marked overlay.whiteout in a directory
                 // marked overlay.opaque=x.
-                let fd = openat(
-                    &dir,
-                    os(target),
-                    OFlags::WRONLY
-                        | OFlags::CREATE
-                        | OFlags::EXCL
-                        | OFlags::NOFOLLOW
-                        | OFlags::CLOEXEC,
-                    Mode::from_raw_mode(0o600),
-                )
-                .map_err(|e| self.io(&tcomps, e))?;
+                let fd = create_new(&dir, os(target)).map_err(|e| self.io(&tcomps, e))?;
                 drop(fd);
                 set_xattr_at(&dir, Some(target), &format!("{prefix}whiteout"), b"")
                     .map_err(|e| self.io(&tcomps, e))?;
@@ -579,6 +559,17 @@ impl<'a> Applier<'a> {
         }
         Ok((self.entries, self.whiteouts))
     }
+}
+
+/// Creates a new regular file `name` in `dir` for writing (0600 until its metadata is applied;
+/// never through a symlink, never over an existing entry).
+fn create_new(dir: &OwnedFd, name: &OsStr) -> rustix::io::Result<OwnedFd> {
+    openat(
+        dir,
+        name,
+        OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::from_raw_mode(0o600),
+    )
 }
 
 fn set_xattr_at(dir: &OwnedFd, name: Option<&[u8]>, key: &str, value: &[u8]) -> io::Result<()> {

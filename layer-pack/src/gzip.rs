@@ -278,6 +278,7 @@ pub(crate) fn stored(data: &[u8], last: bool) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testdata::pseudo_random;
     use std::io::Read;
 
     fn gz(data: &[u8], level: u32, threads: usize) -> Vec<u8> {
@@ -294,18 +295,6 @@ mod tests {
             .read_to_end(&mut out)
             .unwrap();
         out
-    }
-
-    fn pseudo_random(n: usize, seed: u64) -> Vec<u8> {
-        let mut x = seed;
-        (0..n)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                (x >> 24) as u8
-            })
-            .collect()
     }
 
     #[test]

@@ -26,6 +26,8 @@ mod pack;
 mod queue;
 mod tarread;
 mod tarw;
+#[cfg(test)]
+mod testdata;
 mod unpack;
 mod walk;
 mod zstdw;

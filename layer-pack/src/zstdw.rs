@@ -176,19 +176,8 @@ impl<'scope, W: Write> ZstdSink<'scope, W> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testdata::pseudo_random;
     use std::io::Read;
-
-    fn pseudo_random(n: usize, seed: u64) -> Vec<u8> {
-        let mut x = seed;
-        (0..n)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                (x >> 24) as u8
-            })
-            .collect()
-    }
 
     fn text(n: usize) -> Vec<u8> {
         let mut t = Vec::new();

@@ -256,19 +256,6 @@ fn user_xattrs_the_kernel_refuses_on_fifos_do_not_fail_the_unpack() {
     );
 }
 
-/// Pseudo-random bytes (xorshift), incompressible.
-fn noise(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 24) as u8
-        })
-        .collect()
-}
-
 #[test]
 fn many_mib_of_files_round_trip_through_recycled_buffers() {
     // ~13 MiB of tar: the 1 MiB tar chunks and output blocks are reused many times, after
