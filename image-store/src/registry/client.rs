@@ -298,10 +298,18 @@ impl Client {
                         attempt += 1;
                         continue;
                     }
+                    let mut message = e.to_string();
+                    if message.contains("certificate") {
+                        // a self-signed or private-CA registry: say how to reach it anyway
+                        message.push_str(
+                            " (a registry with a self-signed certificate needs \
+                             --insecure-registry HOST:PORT)",
+                        );
+                    }
                     return Err(RegistryError::Transport {
                         method: method.to_string(),
                         url: url.to_string(),
-                        message: e.to_string(),
+                        message,
                     });
                 }
                 Ok(resp) => {

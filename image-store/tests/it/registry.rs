@@ -22,7 +22,7 @@ use serde_json::{Value, json};
 
 use crate::helpers::{TestStore, import_busybox, tar_of};
 use fake::{Content, FakeServer, Response};
-use harness::{Cut, CutProxy, PASSWORD, Registry, USER, skopeo, skopeo_json};
+use harness::{Cut, CutProxy, PASSWORD, Registry, TlsRegistry, USER, skopeo, skopeo_json};
 
 fn opts() -> RegistryOptions {
     RegistryOptions {
@@ -1076,6 +1076,52 @@ fn plain_http_only_for_loopback_or_insecure_registries() {
     let v = cli_ok(&t, &["pull", "-q", "--insecure-registry", &srv.addr(), &r]);
     assert_eq!(v["layers"], 1);
     assert!(!srv.requests().is_empty());
+}
+
+#[test]
+fn https_registry_with_a_self_signed_certificate() {
+    // loopback is insecure by default (as Docker): HTTPS without verification
+    let reg = TlsRegistry::start("127.0.0.1");
+    let a = TestStore::new();
+    let imp = import_busybox(&a);
+    let dest = format!("{}/tls/busybox:1", reg.addr);
+    let p = cli_ok(&a, &["push", "-q", "busybox", &dest]);
+    assert_eq!(p["digest"], imp["manifest_digest"]);
+    // the registry speaks only TLS: skopeo reads what we pushed over HTTPS
+    let v = skopeo_json(&["inspect", "--tls-verify=false", &format!("docker://{dest}")]);
+    assert_eq!(v["Digest"], imp["manifest_digest"]);
+    let b = TestStore::new();
+    let r = cli_ok(&b, &["pull", "-q", &dest]);
+    assert_eq!(r["image_id"], imp["image_id"]);
+    b.fsck_clean();
+    // on another address of this machine the certificate is verified: refused, until the
+    // registry is listed as insecure
+    let reg = TlsRegistry::start(&local_address());
+    let dest = format!("{}/tls/busybox:1", reg.addr);
+    let (ok, _, err) = cli(&a, &["push", "-q", "--retries", "0", "busybox", &dest]);
+    assert!(!ok, "pushed to an unverified TLS registry");
+    assert!(err.contains(&reg.addr) && err.lines().count() == 1, "{err}");
+    assert!(
+        err.contains("certificate") && err.contains("--insecure-registry"),
+        "{err}"
+    );
+    let p = cli_ok(
+        &a,
+        &[
+            "push",
+            "-q",
+            "--insecure-registry",
+            &reg.addr,
+            "busybox",
+            &dest,
+        ],
+    );
+    assert_eq!(p["digest"], imp["manifest_digest"]);
+    let c = TestStore::new();
+    let (ok, _, _) = cli(&c, &["pull", "-q", "--retries", "0", &dest]);
+    assert!(!ok);
+    let r = cli_ok(&c, &["pull", "-q", "--insecure-registry", &reg.addr, &dest]);
+    assert_eq!(r["image_id"], imp["image_id"]);
 }
 
 #[test]

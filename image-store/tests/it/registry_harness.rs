@@ -125,3 +125,83 @@ pub fn skopeo(args: &[&str]) -> Vec<u8> {
 pub fn skopeo_json(args: &[&str]) -> serde_json::Value {
     serde_json::from_slice(&skopeo(args)).unwrap()
 }
+
+/// A `docker-registry` serving HTTPS only, with a self-signed certificate (made by `openssl`)
+/// for `host`, on `host` and a random port; killed on drop.
+pub struct TlsRegistry {
+    child: std::process::Child,
+    _dir: tempfile::TempDir,
+    pub addr: String,
+}
+
+impl TlsRegistry {
+    pub fn start(host: &str) -> TlsRegistry {
+        let dir = tempfile::tempdir().unwrap();
+        let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+        let st = Command::new("openssl")
+            .args([
+                "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+            ])
+            .args(["-subj", &format!("/CN={host}")])
+            .args(["-addext", &format!("subjectAltName=IP:{host}")])
+            .arg("-keyout")
+            .arg(&key)
+            .arg("-out")
+            .arg(&cert)
+            .stderr(std::process::Stdio::null())
+            .status()
+            .expect("openssl is needed");
+        assert!(st.success());
+        for _ in 0..5 {
+            let port = TcpListener::bind((host, 0))
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port();
+            let cfg = dir.path().join("config.yml");
+            std::fs::write(
+                &cfg,
+                format!(
+                    "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\n\
+                     storage:\n  filesystem:\n    rootdirectory: {}\n\
+                     http:\n  addr: {host}:{port}\n  tls:\n    certificate: {}\n    key: {}\n",
+                    dir.path().join("data").display(),
+                    cert.display(),
+                    key.display()
+                ),
+            )
+            .unwrap();
+            let mut child = Command::new("docker-registry")
+                .arg("serve")
+                .arg(&cfg)
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .expect("docker-registry is needed");
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+            while std::time::Instant::now() < deadline {
+                if let Ok(Some(_)) = child.try_wait() {
+                    break; // port taken meanwhile: try another
+                }
+                if TcpStream::connect((host, port)).is_ok() {
+                    return TlsRegistry {
+                        child,
+                        _dir: dir,
+                        addr: format!("{host}:{port}"),
+                    };
+                }
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        panic!("docker-registry with TLS did not start");
+    }
+}
+
+impl Drop for TlsRegistry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
