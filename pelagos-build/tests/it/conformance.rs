@@ -573,3 +573,20 @@ fn remfile_bytes_that_are_not_utf8_become_replacement_chars() {
         "env keeps U+FFFD"
     );
 }
+
+#[test]
+#[ignore = "needs root: RUN steps use namespaces and overlayfs"]
+fn user_with_an_empty_part_runs_as_runc_reads_it() {
+    let e = Env::new();
+    e.remfile(
+        "FROM busybox:local\nUSER :staff\nRUN id > /tmp/a\nUSER app:\nRUN id > /tmp/b\n\
+         USER :\nRUN id -u > /tmp/c\n",
+    );
+    e.build_ok(&["-t", "t"]);
+    let r = e.rootfs("t");
+    let read = |f: &str| std::fs::read_to_string(r.path().join(f)).unwrap();
+    assert_eq!(read("tmp/a"), "uid=0(root) gid=50(staff)\n");
+    assert!(read("tmp/b").starts_with("uid=1000(app) gid=1000(app)"));
+    assert_eq!(read("tmp/c"), "0\n");
+    assert_eq!(e.config("t").config.unwrap().user.as_deref(), Some(":"));
+}
