@@ -107,6 +107,12 @@ fn name_input(e: StoreError, path: &Path) -> StoreError {
                 reason,
             }
         }
+        StoreError::Invalid { what, reason } if what.starts_with("input: ") => {
+            StoreError::Invalid {
+                what: format!("{}{}", path.display(), what.trim_start_matches("input")),
+                reason,
+            }
+        }
         StoreError::Io {
             op,
             path: p,
@@ -115,6 +121,11 @@ fn name_input(e: StoreError, path: &Path) -> StoreError {
             op,
             path: path.to_path_buf(),
             source,
+        },
+        // a document of the input: an input error, named inside the input
+        StoreError::Json { path: doc, source } => StoreError::Invalid {
+            what: format!("{}: {doc}", path.display()),
+            reason: format!("invalid JSON: {source}"),
         },
         e => e,
     }
@@ -211,12 +222,18 @@ impl Store {
     }
 
     fn load_source(&self, src: &Source, opts: &LoadOptions) -> Result<Vec<LoadedImage>> {
-        if let Source::Dir(dir) = src {
-            return self
-                .load_source_inner(src, opts)
-                .map_err(|e| name_input(e, dir));
+        let r = self.load_source_inner(src, opts);
+        match src {
+            Source::Dir(dir) => r.map_err(|e| name_input(e, dir)),
+            // a tar from a file is named by load_path; a stream is `input`
+            Source::Tar { .. } => r.map_err(|e| match e {
+                StoreError::Json { path, source } => StoreError::Invalid {
+                    what: format!("input: {path}"),
+                    reason: format!("invalid JSON: {source}"),
+                },
+                e => e,
+            }),
         }
-        self.load_source_inner(src, opts)
     }
 
     fn load_source_inner(&self, src: &Source, opts: &LoadOptions) -> Result<Vec<LoadedImage>> {

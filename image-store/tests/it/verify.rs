@@ -345,3 +345,52 @@ fn a_broken_index_json_is_reported_once() {
     // the parser's message appears once, not once per level of the error chain
     assert_eq!(err.matches("line 1 column").count(), 1, "{err}");
 }
+
+#[test]
+fn malformed_documents_of_a_layout_are_input_errors_naming_the_input() {
+    let s = TestStore::new();
+    let (dir, _) = small_oci_dir(&s);
+    let index = dir.join("index.json");
+    let mut idx: serde_json::Value = serde_json::from_slice(&fs::read(&index).unwrap()).unwrap();
+    // a digest that would escape blobs/ if it were used as a path
+    idx["manifests"][0]["digest"] = "sha256:../../../../etc/passwd".into();
+    fs::write(&index, serde_json::to_vec(&idx).unwrap()).unwrap();
+    let t = TestStore::new();
+    let o = t.run(&["load", dir.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.starts_with(&format!(
+            "image-store: error: {}: index.json: invalid JSON: invalid digest",
+            dir.display()
+        )),
+        "{err}"
+    );
+    // a truncated index.json in a layout tar names the tar
+    fs::write(&index, b"{\"manifests\":").unwrap();
+    let tar = s.path("bad.tar");
+    run_tool(
+        "tar",
+        &[
+            "-cf",
+            tar.to_str().unwrap(),
+            "-C",
+            dir.to_str().unwrap(),
+            ".",
+        ],
+    );
+    let o = t.run(&["load", tar.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.starts_with(&format!(
+            "image-store: error: {}: index.json: invalid JSON",
+            tar.display()
+        )),
+        "{err}"
+    );
+    assert_eq!(err.lines().count(), 1, "{err}");
+    // nothing tagged (a tar's verified blobs may stay until gc, as documented)
+    assert!(t.json(&["ls"])["images"].as_array().unwrap().is_empty());
+    t.fsck_clean();
+}
