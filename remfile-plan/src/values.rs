@@ -34,33 +34,67 @@ pub fn resolve_dest(workdir: &str, dest: &str) -> String {
 }
 
 /// One EXPOSE word (`80`, `80/udp`, `8000-8010/tcp`, `127.0.0.1:80:80`) as `port/proto`
-/// entries, ranges expanded.
+/// entries, ranges expanded, with the checks of Docker's `nat.ParsePortSpec`: the IP and host
+/// port parts must be valid (and a host range as long as a container range), a missing or
+/// empty protocol is `tcp`, only the first `/` and `-` split (`80/udp/x` is `80/udp`).
 pub fn parse_ports(word: &str) -> Result<Vec<String>, String> {
-    let (port, proto) = match word.rsplit_once('/') {
-        Some((p, proto)) => (p, proto.to_ascii_lowercase()),
-        None => (word, "tcp".to_string()),
+    let parts: Vec<&str> = word.split(':').collect();
+    let (ip, host, container) = match parts.as_slice() {
+        [c] => (String::new(), "", *c),
+        [h, c] => (String::new(), *h, *c),
+        [rest @ .., h, c] => (rest.join(":"), *h, *c),
+        [] => (String::new(), "", ""),
     };
-    if !matches!(proto.as_str(), "tcp" | "udp" | "sctp") {
-        return Err(format!("invalid proto {proto:?} in {word:?}"));
+    let mut pp = container.split('/');
+    let (proto, container) = match (pp.next().unwrap_or(""), pp.next()) {
+        ("", _) => ("", ""),
+        (p, None | Some("")) => ("tcp", p),
+        (p, Some(proto)) => (proto, p),
+    };
+    let ip = match ip.strip_prefix('[') {
+        Some(v6) => v6.get(..v6.len().saturating_sub(1)).unwrap_or(""),
+        None => ip.as_str(),
+    };
+    if !ip.is_empty() && ip.parse::<std::net::IpAddr>().is_err() {
+        return Err(format!("invalid IP address: {ip}"));
     }
-    // ip:host:container and host:container keep the container port
-    let port = port.rsplit(':').next().unwrap_or(port);
-    let num = |s: &str| {
-        s.parse::<u16>()
-            .map_err(|_| format!("invalid port {s:?} in {word:?}"))
-    };
-    let (start, end) = if let Some((a, b)) = port.split_once('-') {
-        (num(a)?, num(b)?)
-    } else {
-        let p = num(port)?;
-        (p, p)
-    };
-    if start > end {
-        return Err(format!(
-            "invalid range {port:?} in {word:?}: start after end"
-        ));
+    if container.is_empty() {
+        return Err(format!("no port specified: {word}<empty>"));
+    }
+    let (start, end) =
+        port_range(container).ok_or_else(|| format!("invalid containerPort: {container}"))?;
+    if !host.is_empty() {
+        let (hs, he) = port_range(host).ok_or_else(|| format!("invalid hostPort: {host}"))?;
+        if end - start != he - hs && end != start {
+            return Err(format!(
+                "invalid ranges specified for container and host Ports: {container} and {host}"
+            ));
+        }
+    }
+    let proto = proto.to_ascii_lowercase();
+    if !matches!(proto.as_str(), "tcp" | "udp" | "sctp") {
+        return Err(format!("invalid proto: {proto}"));
     }
     Ok((start..=end).map(|p| format!("{p}/{proto}")).collect())
+}
+
+/// Docker's `nat.ParsePortRange`: `N` or `A-B` (only the first two `-` parts count), decimal
+/// digits only, `B >= A`.
+fn port_range(s: &str) -> Option<(u16, u16)> {
+    let num = |t: &str| -> Option<u16> {
+        if t.is_empty() || !t.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        t.parse::<u64>().ok().and_then(|n| u16::try_from(n).ok())
+    };
+    match s.split_once('-') {
+        None => num(s).map(|p| (p, p)),
+        Some((a, rest)) => {
+            let b = rest.split('-').next().unwrap_or("");
+            let (a, b) = (num(a)?, num(b)?);
+            (b >= a).then_some((a, b))
+        }
+    }
 }
 
 /// A size with an optional unit (`64m`, `1g`, `512`, `2GiB`, `10kb`) in bytes, as Docker's
@@ -210,7 +244,28 @@ mod tests {
             vec!["8000/sctp", "8001/sctp", "8002/sctp"]
         );
         assert_eq!(parse_ports("127.0.0.1:8080:80").unwrap(), vec!["80/tcp"]);
-        for bad in ["", "x", "80/icmp", "70000", "9-1", "-1", "80/"] {
+        // nat.ParsePortSpec: an empty protocol is tcp, leading zeros and extra parts ignored
+        assert_eq!(parse_ports("80/").unwrap(), vec!["80/tcp"]);
+        assert_eq!(parse_ports("00081").unwrap(), vec!["81/tcp"]);
+        assert_eq!(parse_ports("80/udp/x").unwrap(), vec!["80/udp"]);
+        assert_eq!(parse_ports("1-2-9").unwrap(), vec!["1/tcp", "2/tcp"]);
+        assert_eq!(parse_ports("[::1]:90:91").unwrap(), vec!["91/tcp"]);
+        assert_eq!(parse_ports("8000-8001:80").unwrap(), vec!["80/tcp"]);
+        for bad in [
+            "",
+            "x",
+            "80/icmp",
+            "70000",
+            "9-1",
+            "-1",
+            "+80",
+            "/tcp",
+            "abc:80",
+            "1.2.3:80:80",
+            "80-81:90-92",
+            "80-",
+            ":",
+        ] {
             assert!(parse_ports(bad).is_err(), "{bad:?}");
         }
     }
