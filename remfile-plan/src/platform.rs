@@ -40,6 +40,12 @@ impl Platform {
         };
         let parts: Vec<&str> = value.split('/').collect();
         let (os, arch, variant) = match parts.as_slice() {
+            // one part, as containerd's platforms.Parse: a known OS on this machine's
+            // architecture, else a known architecture on linux
+            [one] if valid_part(one) => {
+                return Self::parse_one(one)
+                    .ok_or_else(|| err("unknown operating system or architecture"));
+            }
             [os, arch] => (*os, *arch, ""),
             [os, arch, variant] => (*os, *arch, *variant),
             _ => return Err(err("expected os/arch[/variant]")),
@@ -58,6 +64,68 @@ impl Platform {
             normalize_arch(&arch.to_ascii_lowercase(), &variant.to_ascii_lowercase());
         Ok(Platform {
             os,
+            architecture,
+            variant,
+        })
+    }
+
+    fn parse_one(one: &str) -> Option<Platform> {
+        const OSES: &[&str] = &[
+            "aix",
+            "android",
+            "darwin",
+            "dragonfly",
+            "freebsd",
+            "hurd",
+            "illumos",
+            "ios",
+            "js",
+            "linux",
+            "nacl",
+            "netbsd",
+            "openbsd",
+            "plan9",
+            "solaris",
+            "windows",
+            "zos",
+        ];
+        const ARCHES: &[&str] = &[
+            "386",
+            "amd64",
+            "amd64p32",
+            "arm",
+            "armbe",
+            "arm64",
+            "arm64be",
+            "ppc64",
+            "ppc64le",
+            "loong64",
+            "mips",
+            "mipsle",
+            "mips64",
+            "mips64le",
+            "mips64p32",
+            "mips64p32le",
+            "ppc",
+            "riscv",
+            "riscv64",
+            "s390",
+            "s390x",
+            "sparc",
+            "sparc64",
+            "wasm",
+        ];
+        let mut lower = one.to_ascii_lowercase();
+        if lower == "macos" {
+            lower = "darwin".into();
+        }
+        if OSES.contains(&lower.as_str()) {
+            let host = Self::host();
+            return Some(Platform { os: lower, ..host });
+        }
+        let (architecture, variant) = normalize_arch(&lower, "");
+        ARCHES.contains(&architecture.as_str()).then(|| Platform {
+            os: "linux".into(),
             architecture,
             variant,
         })
@@ -144,16 +212,28 @@ mod tests {
             ("linux/riscv64", "linux/riscv64"),
             ("windows/amd64", "windows/amd64"),
             ("linux/amd64/v3", "linux/amd64/v3"),
+            // one part: a known OS on the host's architecture, or an architecture on linux
+            ("amd64", "linux/amd64"),
+            ("x86_64", "linux/amd64"),
+            ("ARM64", "linux/arm64"),
+            ("armhf", "linux/arm/v7"),
         ] {
             assert_eq!(Platform::parse(input).unwrap().to_string(), want, "{input}");
         }
     }
 
     #[test]
+    fn a_lone_os_takes_the_host_architecture() {
+        let p = Platform::parse("Linux").unwrap();
+        assert_eq!(p, Platform::host());
+        assert_eq!(Platform::parse("windows").unwrap().os, "windows");
+    }
+
+    #[test]
     fn rejects_invalid() {
         for bad in [
             "",
-            "linux",
+            "nosuch",
             "linux/",
             "/amd64",
             "linux/amd64/",

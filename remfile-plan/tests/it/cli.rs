@@ -240,7 +240,7 @@ fn input_errors_exit_2_with_one_line_naming_the_line() {
         ),
         (
             "FROM scratch\n",
-            &["--platform", "linux"],
+            &["--platform", "nosuch"],
             "--platform: invalid platform",
         ),
         (

@@ -574,7 +574,7 @@ fn graph_errors() {
     assert_eq!(e.line(), Some(2));
     let e = plan_err("ARG B\nFROM $B\n", &[]);
     assert!(matches!(e, PlanError::EmptyBase { line: 2, .. }), "{e}");
-    let e = plan_err("FROM --platform=linux busybox\n", &[]);
+    let e = plan_err("FROM --platform=nosuch busybox\n", &[]);
     assert!(matches!(e, PlanError::Platform { line: 1, .. }), "{e}");
     let e = plan_err("ENV A=1\nFROM busybox\n", &[]);
     assert!(matches!(e, PlanError::BeforeFrom { line: 1, .. }), "{e}");
@@ -1059,6 +1059,6 @@ fn from_platform_on_scratch_gives_the_target_platform() {
         "an image keeps its --platform"
     );
     // an invalid platform is still an error
-    let e = plan_err("FROM --platform=linux scratch\n", &[]);
-    assert!(e.to_string().contains("linux"), "{e}");
+    let e = plan_err("FROM --platform=nosuch scratch\n", &[]);
+    assert!(e.to_string().contains("nosuch"), "{e}");
 }
