@@ -147,6 +147,24 @@ impl Store {
                 reason: "cannot tag with a digest reference".into(),
             });
         }
+        self.name_manifest(reference, manifest)
+    }
+
+    /// Records the digest reference `name@sha256:…` that an image was pulled by (as containerd
+    /// names such images), pointing at `manifest` (that digest's manifest, or the platform's
+    /// manifest of that digest's index): the image stays listed, resolvable by that reference
+    /// and kept by `gc` until `rm name@sha256:…`.
+    pub fn pin(&self, reference: &Reference, manifest: &Descriptor) -> Result<()> {
+        if reference.digest().is_none() {
+            return Err(StoreError::Invalid {
+                what: reference.to_string(),
+                reason: "not a digest reference".into(),
+            });
+        }
+        self.name_manifest(reference, manifest)
+    }
+
+    fn name_manifest(&self, reference: &Reference, manifest: &Descriptor) -> Result<()> {
         if !is_manifest_media_type(&manifest.media_type) {
             return Err(StoreError::Invalid {
                 what: manifest.digest.to_string(),
@@ -285,6 +303,16 @@ impl Store {
     pub fn resolve(&self, reference: &Reference) -> Result<Option<ImageRecord>> {
         let _g = self.gc_shared()?;
         if let Some(d) = reference.digest() {
+            // pinned by a pull (an index's digest names the platform's manifest)
+            let name = reference.to_string();
+            let idx = self.read_index()?;
+            if let Some(desc) = idx
+                .manifests
+                .iter()
+                .find(|m| m.annotations.get(ANNOTATION_REF_NAME) == Some(&name))
+            {
+                return self.load_image_locked(Some(name), desc).map(Some);
+            }
             if !self.has_blob(d) {
                 return Ok(None);
             }

@@ -161,13 +161,18 @@ fn out(
     text: impl FnOnce() -> String,
 ) -> anyhow::Result<bool> {
     let mut o = std::io::stdout().lock();
-    if json {
-        serde_json::to_writer_pretty(&mut o, doc)?;
-        writeln!(o)?;
+    let written = if json {
+        serde_json::to_writer_pretty(&mut o, doc)
+            .map_err(std::io::Error::from)
+            .and_then(|()| writeln!(o))
     } else {
-        write!(o, "{}", text())?;
+        write!(o, "{}", text())
+    };
+    match written {
+        // the reader went away (`image-store inspect X | head -3`): the work was done
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(true),
+        r => r.map(|()| true).map_err(Into::into),
     }
-    Ok(true)
 }
 
 /// One line per item.

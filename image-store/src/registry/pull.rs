@@ -500,6 +500,8 @@ pub fn pull(store: &Store, reference: &Reference, opts: &RegistryOptions) -> Res
     let tagged = reference.digest().is_none();
     if tagged {
         store.tag(reference, &desc)?;
+    } else {
+        store.pin(reference, &desc)?;
     }
     for l in &manifest.layers {
         record_source(store, &l.digest, reference.domain(), repository);

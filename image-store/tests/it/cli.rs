@@ -415,3 +415,24 @@ fn import_refuses_entries_layer_pack_would_not_apply_naming_file_and_entry() {
     s.ok(&["import", file.to_str().unwrap(), "-t", "fine"]);
     s.ok(&["lowers", "fine"]);
 }
+
+#[test]
+fn a_closed_stdout_is_not_an_error() {
+    let s = TestStore::new();
+    import_busybox(&s);
+    // a pipe whose reader is gone: every write fails with EPIPE
+    let (r, w) = std::io::pipe().unwrap();
+    drop(r);
+    let o = s
+        .cmd(&["inspect", "busybox"])
+        .stdout(w)
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0));
+    assert!(
+        o.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}

@@ -118,6 +118,19 @@ fn push_pull_round_trip_identical_digests_and_skips_present_blobs() {
     let r3 = cli_ok(&c, &["pull", "-q", &by_digest]);
     assert_eq!(r3["tagged"], false);
     assert_eq!(r3["manifest_digest"], p["digest"]);
+    // listed under that digest reference (as containerd names it) and kept by gc until removed
+    let ls = c.json(&["ls"]);
+    assert_eq!(ls["images"][0]["reference"], by_digest.as_str(), "{ls}");
+    let gc = c.json(&["gc", "--grace", "0"]);
+    assert_eq!(gc["blobs_removed"], 0, "{gc}");
+    assert_eq!(
+        c.json(&["inspect", &by_digest])["image_id"],
+        imp["image_id"]
+    );
+    c.fsck_clean();
+    c.ok(&["rm", &by_digest]);
+    let gc = c.json(&["gc", "--grace", "0"]);
+    assert_eq!(gc["blobs_removed"], 3, "{gc}");
     // a builder's FROM: pulled once, then taken from the store; --pull pulls again
     let dd = tempfile::tempdir().unwrap();
     let st = Store::open(dd.path()).unwrap();
@@ -943,6 +956,13 @@ fn platform_selection_nested_index_attestations_foreign_layers() {
     assert_eq!(r.platform, "linux/amd64");
     let r = pull(&s, &fake_ref(&srv, "multi/app:1"), &with("linux/arm64")).unwrap();
     assert_eq!(r.manifest_digest.to_string(), arm);
+    // by the index's digest: the platform's image, findable by that digest reference
+    let by_index = fake_ref(&srv, &format!("multi/app@{outer_d}"));
+    let r = pull(&s, &by_index, &with("linux/amd64")).unwrap();
+    assert_eq!(r.manifest_digest.to_string(), amd);
+    assert!(!r.tagged);
+    let img = s.resolve(&by_index).unwrap().unwrap();
+    assert_eq!(img.manifest_digest().to_string(), amd);
     let r = pull(
         &s,
         &fake_ref(&srv, "multi/app:list"),
