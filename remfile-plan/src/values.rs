@@ -130,7 +130,8 @@ const SIGNALS: [&str; 34] = [
 /// A STOPSIGNAL value Docker accepts: a non-zero number or a name with or without `SIG`
 /// (`RTMIN+n` and `RTMAX-n` included).
 pub fn valid_signal(s: &str) -> bool {
-    if let Ok(n) = s.parse::<u32>() {
+    // Go's strconv.Atoi (sign allowed, any non-zero value: `-1` and `+9` are valid)
+    if let Ok(n) = s.parse::<i64>() {
         return n != 0;
     }
     let up = s.to_ascii_uppercase();
@@ -138,11 +139,8 @@ pub fn valid_signal(s: &str) -> bool {
     if SIGNALS.contains(&name) || name == "RTMIN" || name == "RTMAX" {
         return true;
     }
-    let rt = |prefix: &str| {
-        name.strip_prefix(prefix)
-            .and_then(|n| n.parse::<u32>().ok())
-            .is_some_and(|n| (1..=15).contains(&n))
-    };
+    // the names of Go's signal map only: `RTMIN+3`, never `RTMIN+03` or `RTMIN++3`
+    let rt = |prefix: &str| (1..=15).any(|n| name == format!("{prefix}{n}"));
     rt("RTMIN+") || rt("RTMAX-")
 }
 
@@ -281,7 +279,12 @@ mod tests {
         for ok in ["SIGTERM", "term", "9", "SIGRTMIN+3", "RTMAX-1", "sigusr1"] {
             assert!(valid_signal(ok), "{ok}");
         }
-        for bad in ["0", "SIGFOO", "", "RTMIN+16", "-1"] {
+        for ok in ["-1", "+9", "009"] {
+            assert!(valid_signal(ok), "{ok}");
+        }
+        for bad in [
+            "0", "-0", "SIGFOO", "", "RTMIN+16", "RTMIN+03", "RTMIN++3", "SIG9",
+        ] {
             assert!(!valid_signal(bad), "{bad}");
         }
         assert_eq!(go_quote("a\"b\\c\n"), r#""a\"b\\c\n""#);
