@@ -189,7 +189,11 @@ fn main() -> ExitCode {
     match ns_run::run(&spec) {
         Ok(r) => {
             match serde_json::to_string(&r) {
-                Ok(s) => println!("{s}"),
+                // a closed stdout (the reader went away) does not change the command's status
+                Ok(s) => {
+                    use std::io::Write;
+                    let _ = writeln!(std::io::stdout().lock(), "{s}");
+                }
                 Err(e) => {
                     eprintln!("ns-run: error: {e}");
                     return ExitCode::from(1);

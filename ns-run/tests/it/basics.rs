@@ -32,6 +32,31 @@ fn exit_codes_pass_through() {
 
 #[test]
 #[ignore = "needs root: namespaces and overlayfs"]
+fn a_closed_stdout_keeps_the_command_status_and_no_panic() {
+    let w = work_root();
+    // a pipe whose reader is gone: writing the document fails with EPIPE
+    let (r, wr) = std::io::pipe().unwrap();
+    drop(r);
+    let o = Command::new(BIN)
+        .arg("--work-root")
+        .arg(w.path())
+        .arg("--lower")
+        .arg(busybox())
+        .args(["--", "sh", "-c", "exit 3"])
+        .stdin(Stdio::null())
+        .stdout(wr)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(3));
+    assert!(
+        o.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+#[test]
+#[ignore = "needs root: namespaces and overlayfs"]
 fn upper_holds_only_what_the_command_wrote() {
     let w = work_root();
     let r = sh(w.path(), &[], "echo x > /new; mkdir -p /opt/d; rm /bin/ls");
