@@ -52,16 +52,13 @@ impl ChownSpec {
 
     /// Whether resolving needs the target's passwd/group files.
     pub fn needs_names(&self) -> bool {
-        self.user.parse::<u32>().is_err()
-            || self
-                .group
-                .as_ref()
-                .is_some_and(|g| g.parse::<u32>().is_err())
+        numeric_id(&self.user).is_none()
+            || self.group.as_ref().is_some_and(|g| numeric_id(g).is_none())
     }
 
     /// Resolves to `(uid, gid)` with the text of `/etc/passwd` and `/etc/group` (absent: empty).
     pub fn resolve(&self, passwd: &str, group: &str) -> Result<(u32, u32), PermError> {
-        let (uid, mut gid) = if let Ok(n) = self.user.parse::<u32>() {
+        let (uid, mut gid) = if let Some(n) = numeric_id(&self.user) {
             (n, n)
         } else {
             passwd
@@ -75,7 +72,7 @@ impl ChownSpec {
                 .ok_or_else(|| PermError::UnknownUser(self.user.clone()))?
         };
         if let Some(g) = &self.group {
-            gid = if let Ok(n) = g.parse::<u32>() {
+            gid = if let Some(n) = numeric_id(g) {
                 n
             } else {
                 group
@@ -91,6 +88,15 @@ impl ChownSpec {
         }
         Ok((uid, gid))
     }
+}
+
+/// A numeric id as Go's `strconv.ParseUint(s, 10, 32)` reads it: decimal digits only (`+5` is
+/// a name, as in BuildKit).
+fn numeric_id(s: &str) -> Option<u32> {
+    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    s.parse().ok()
 }
 
 /// A parsed `--chmod`.
@@ -226,6 +232,10 @@ mod tests {
         }
         assert!(!ChownSpec::parse("1:2").unwrap().needs_names());
         assert!(ChownSpec::parse("1:staff").unwrap().needs_names());
+        // a signed number is a name (Go's ParseUint), here an unknown one
+        let c = ChownSpec::parse("+5:+6").unwrap();
+        assert!(c.needs_names());
+        assert_eq!(c.resolve("", ""), Err(PermError::UnknownUser("+5".into())));
     }
 
     #[test]
