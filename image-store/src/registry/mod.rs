@@ -17,6 +17,7 @@ mod compress;
 mod credentials;
 mod endpoint;
 mod error;
+mod fetch;
 mod platform;
 mod progress;
 mod pull;

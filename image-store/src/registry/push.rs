@@ -12,8 +12,8 @@ use super::RegistryOptions;
 use super::client::{Client, Req, ReqBody, Scope, header};
 use super::compress::{LayerCompression, recompress_layer};
 use super::error::{RegistryError, Result};
+use super::fetch::for_each_parallel;
 use super::progress::{Bar, Progress};
-use super::pull::for_each_parallel;
 use crate::digest::Digest;
 use crate::images::ImageRecord;
 use crate::oci::{
