@@ -346,6 +346,18 @@ fn a_broken_index_json_is_reported_once() {
     assert_eq!(err.matches("line 1 column").count(), 1, "{err}");
 }
 
+/// Loads `input` into `t`: exit 2 and one error line starting with `want`.
+fn load_fails_with(t: &TestStore, input: &Path, want: &str) {
+    let o = t.run(&["load", input.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.starts_with(&format!("image-store: error: {want}")),
+        "{err}"
+    );
+    assert_eq!(err.lines().count(), 1, "{err}");
+}
+
 #[test]
 fn malformed_documents_of_a_layout_are_input_errors_naming_the_input() {
     let s = TestStore::new();
@@ -356,40 +368,17 @@ fn malformed_documents_of_a_layout_are_input_errors_naming_the_input() {
     idx["manifests"][0]["digest"] = "sha256:../../../../etc/passwd".into();
     fs::write(&index, serde_json::to_vec(&idx).unwrap()).unwrap();
     let t = TestStore::new();
-    let o = t.run(&["load", dir.to_str().unwrap()]);
-    assert_eq!(o.status.code(), Some(2));
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert!(
-        err.starts_with(&format!(
-            "image-store: error: {}: index.json: invalid JSON: invalid digest",
-            dir.display()
-        )),
-        "{err}"
+    let want = format!(
+        "{}: index.json: invalid JSON: invalid digest",
+        dir.display()
     );
+    load_fails_with(&t, &dir, &want);
     // a truncated index.json in a layout tar names the tar
     fs::write(&index, b"{\"manifests\":").unwrap();
     let tar = s.path("bad.tar");
-    run_tool(
-        "tar",
-        &[
-            "-cf",
-            tar.to_str().unwrap(),
-            "-C",
-            dir.to_str().unwrap(),
-            ".",
-        ],
-    );
-    let o = t.run(&["load", tar.to_str().unwrap()]);
-    assert_eq!(o.status.code(), Some(2));
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert!(
-        err.starts_with(&format!(
-            "image-store: error: {}: index.json: invalid JSON",
-            tar.display()
-        )),
-        "{err}"
-    );
-    assert_eq!(err.lines().count(), 1, "{err}");
+    let (tar_s, dir_s) = (tar.to_str().unwrap(), dir.to_str().unwrap());
+    run_tool("tar", &["-cf", tar_s, "-C", dir_s, "."]);
+    load_fails_with(&t, &tar, &format!("{tar_s}: index.json: invalid JSON"));
     // nothing tagged (a tar's verified blobs may stay until gc, as documented)
     assert!(t.json(&["ls"])["images"].as_array().unwrap().is_empty());
     t.fsck_clean();

@@ -152,6 +152,15 @@ fn usage_and_input_errors_exit_2_with_one_line() {
     }
 }
 
+/// `layer-pack unpack BLOB DST` fails with 2 and one line `BLOB: WANT…`.
+fn unpack_fails(blob: &std::path::Path, dst: &std::path::Path, want: &str) {
+    let out = bin().arg("unpack").arg(blob).arg(dst).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    let line = format!("layer-pack: error: {}: {want}", blob.display());
+    assert!(err.starts_with(&line) && err.lines().count() == 1, "{err}");
+}
+
 #[test]
 fn unpack_reports_and_refuses() {
     let t = tmp();
@@ -199,42 +208,14 @@ fn unpack_reports_and_refuses() {
         )]
     );
     assert!(!dst2.exists());
-    // a hostile archive is refused with 2
+    // a hostile archive is refused with 2, naming the blob
     let evil = t.path().join("evil.tar");
     fs::write(&evil, raw_tar(&[(raw_header(b"../x", b'0', 0, b""), b"")])).unwrap();
-    let out = bin()
-        .arg("unpack")
-        .arg(&evil)
-        .arg(t.path().join("dst3"))
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        err.starts_with(&format!(
-            "layer-pack: error: {}: refused entry ../x",
-            evil.display()
-        )),
-        "{err}"
-    );
+    unpack_fails(&evil, &t.path().join("dst3"), "refused entry ../x");
     // not a layer at all: names the file (stdin as `stdin`)
     let junk = t.path().join("junk");
     fs::write(&junk, b"junk\n").unwrap();
-    let out = bin()
-        .arg("unpack")
-        .arg(&junk)
-        .arg(t.path().join("dst5"))
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        err.starts_with(&format!(
-            "layer-pack: error: {}: malformed layer",
-            junk.display()
-        )),
-        "{err}"
-    );
+    unpack_fails(&junk, &t.path().join("dst5"), "malformed layer");
     let out = bin()
         .arg("unpack")
         .arg("-")
