@@ -65,9 +65,17 @@ pub(crate) fn resolve_from(
     if expanded != value {
         return Err(PlanError::FromVariable { line });
     }
-    if !value.is_empty() && value.chars().all(|c| c.is_ascii_digit()) {
-        return match value.parse::<usize>() {
-            Ok(i) if i < nstages => Ok(FromRef::Stage(i)),
+    // an index as Go's strconv.Atoi reads it (`00`, `+0` and `-0` are stage 0)
+    let digits = value.strip_prefix(['+', '-']).unwrap_or(value);
+    if !digits.is_empty() && digits.chars().all(|c| c.is_ascii_digit()) {
+        let n = digits.parse::<usize>().ok();
+        let n = if value.starts_with('-') && n != Some(0) {
+            None
+        } else {
+            n
+        };
+        return match n {
+            Some(i) if i < nstages => Ok(FromRef::Stage(i)),
             _ => Err(PlanError::StageIndex {
                 line,
                 index: value.to_string(),

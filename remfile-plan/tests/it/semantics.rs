@@ -560,6 +560,14 @@ fn graph_errors() {
     assert!(matches!(e, PlanError::Cycle { line: 2, .. }), "{e}");
     let e = plan_err("FROM busybox\nCOPY --from=0 /x /x\n", &[]);
     assert!(matches!(e, PlanError::Cycle { line: 2, .. }), "{e}");
+    // indexes as Go's Atoi reads them: `+0`, `00`, `-0` are stage 0, `-1` no stage
+    let p = plan(
+        "FROM busybox AS z\nFROM busybox\nCOPY --from=+0 /x /a\nCOPY --from=00 /x /b\nCOPY --from=-0 /x /c\n",
+        &[],
+    );
+    assert_eq!(last(&p).index, 1);
+    let e = plan_err("FROM busybox\nFROM busybox\nCOPY --from=-1 /x /x\n", &[]);
+    assert!(matches!(e, PlanError::StageIndex { line: 3, .. }), "{e}");
     let e = plan_err("FROM busybox\n\nCOPY --from=7 /x /x\n", &[]);
     assert_eq!(
         e,
