@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicI32, Ordering};
 
 use crate::RunError;
 use crate::init::{ChildError, INIT_ENV, InitConfig};
-use crate::spec::{IdMapping, Network, Output, RunResult, RunSpec};
+use crate::spec::{IdMapping, MountSpec, Network, Output, RunResult, RunSpec};
 use crate::workdir::RunDir;
 
 const SLOTS: usize = 128;
@@ -93,6 +93,31 @@ fn validate(spec: &RunSpec) -> Result<(), RunError> {
                 "mount target {:?} is not absolute",
                 m.target()
             )));
+        }
+        // a bind or secret source must exist (a cache dir is made when missing)
+        if let MountSpec::Bind { source, .. } | MountSpec::Secret { source, .. } = m
+            && fs::symlink_metadata(source).is_err()
+        {
+            return Err(invalid(format!(
+                "mount source {} does not exist",
+                source.display()
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Makes missing cache mount sources (like BuildKit, which creates a cache on first use).
+fn make_cache_dirs(spec: &RunSpec) -> Result<(), RunError> {
+    for m in &spec.mounts {
+        if let MountSpec::Cache { source, .. } = m
+            && !source.exists()
+        {
+            fs::create_dir_all(source).map_err(|e| RunError::Io {
+                op: "create cache dir",
+                path: source.clone(),
+                source: e,
+            })?;
         }
     }
     Ok(())
@@ -305,6 +330,7 @@ fn read_errors(r: &OwnedFd) -> Option<RunError> {
 
 pub(crate) fn run(spec: &RunSpec) -> Result<RunResult, RunError> {
     validate(spec)?;
+    make_cache_dirs(spec)?;
     let rootless = !rustix::process::geteuid().is_root();
     let work_root = spec
         .work_root
