@@ -133,8 +133,9 @@ pub(crate) fn check_chmod(v: &str) -> Result<(), String> {
     if v.contains('$') {
         return Ok(());
     }
+    // `--chmod=` is no --chmod (BuildKit checks `chmod != ""`)
     if v.is_empty() {
-        return Err("empty mode".into());
+        return Ok(());
     }
     if v.bytes().all(|b| b.is_ascii_digit()) {
         return match u32::from_str_radix(v, 8) {
@@ -314,7 +315,8 @@ mod tests {
         ] {
             assert!(check_chmod(ok).is_ok(), "{ok}");
         }
-        for bad in ["", "999", "17777", "u", "u+q", "rwx", "u+x,", "0x755"] {
+        assert!(check_chmod("").is_ok(), "an empty --chmod is none");
+        for bad in ["999", "17777", "u", "u+q", "rwx", "u+x,", "0x755"] {
             assert!(check_chmod(bad).is_err(), "{bad}");
         }
     }

@@ -576,7 +576,10 @@ pub(crate) fn dispatch(
                 dest: resolve_dest(&state.workdir(), &dest_written),
                 from,
                 chown: cx.opt(flags.chown.as_ref(), &env)?,
-                chmod: cx.opt(flags.chmod.as_ref(), &env)?,
+                // an empty --chmod is none, as BuildKit's `if chmod != ""`
+                chmod: cx
+                    .opt(flags.chmod.as_ref(), &env)?
+                    .filter(|m| !m.is_empty()),
                 link: flags.link,
                 parents: flags.parents,
                 exclude: flags
@@ -604,7 +607,10 @@ pub(crate) fn dispatch(
                 dest: resolve_dest(&state.workdir(), &dest_written),
                 from: None,
                 chown: cx.opt(flags.chown.as_ref(), &env)?,
-                chmod: cx.opt(flags.chmod.as_ref(), &env)?,
+                // an empty --chmod is none, as BuildKit's `if chmod != ""`
+                chmod: cx
+                    .opt(flags.chmod.as_ref(), &env)?
+                    .filter(|m| !m.is_empty()),
                 link: flags.link,
                 parents: false,
                 exclude: flags

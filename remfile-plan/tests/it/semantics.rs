@@ -109,6 +109,23 @@ fn stage_arg_names_are_expanded_and_unquoted() {
     plan_err("FROM busybox\nARG ${UNSET}=1\n", &[]);
 }
 
+#[test]
+fn an_empty_chmod_is_none() {
+    let p = plan(
+        "FROM scratch\nARG M\nCOPY --chmod= a /a\nCOPY --chmod=$M b /b\n",
+        &[],
+    );
+    let copies: Vec<_> = last(&p)
+        .steps
+        .iter()
+        .filter_map(|st| match &st.op {
+            Op::Copy(c) => Some(c.chmod.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(copies, vec![None, None]);
+}
+
 // ---------- stage scoping and inheritance ----------
 
 #[test]
