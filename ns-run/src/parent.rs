@@ -94,15 +94,6 @@ fn validate(spec: &RunSpec) -> Result<(), RunError> {
                 m.target()
             )));
         }
-        // a bind or secret source must exist (a cache dir is made when missing)
-        if let MountSpec::Bind { source, .. } | MountSpec::Secret { source, .. } = m
-            && fs::symlink_metadata(source).is_err()
-        {
-            return Err(invalid(format!(
-                "mount source {} does not exist",
-                source.display()
-            )));
-        }
     }
     Ok(())
 }
