@@ -566,9 +566,9 @@ pub(crate) fn dispatch(
             heredocs,
             ..
         } => {
-            let from = match &flags.from {
-                Some(f) => Some(resolve_stage_from(&cx, f, images)?),
-                None => None,
+            let from = match flags.from.as_deref() {
+                Some(f) if !f.is_empty() => Some(resolve_stage_from(&cx, f, images)?),
+                _ => None,
             };
             let dest_written = cx.expand(dest, &env)?;
             let step = CopyStep {
@@ -898,7 +898,8 @@ fn run_mount(
         };
     let from =
         |f: &Option<String>, images: &mut BTreeSet<String>| -> Result<Option<FromRef>, PlanError> {
-            f.as_ref()
+            f.as_deref()
+                .filter(|v| !v.is_empty())
                 .map(|v| resolve_stage_from(cx, v, images))
                 .transpose()
         };

@@ -498,7 +498,13 @@ pub(crate) fn set_var(vars: &mut Vec<(String, String)>, k: &str, v: String) {
 fn from_values(ins: &Instruction) -> Vec<(&str, u32)> {
     let line = ins.span.line;
     match &ins.kind {
-        Kind::Copy { flags, .. } => flags.from.iter().map(|f| (f.as_str(), line)).collect(),
+        // an empty --from (`--from=`) is none, as BuildKit's `From != ""`
+        Kind::Copy { flags, .. } => flags
+            .from
+            .iter()
+            .filter(|f| !f.is_empty())
+            .map(|f| (f.as_str(), line))
+            .collect(),
         Kind::Run { mounts, .. } => mounts
             .iter()
             .filter_map(|m| match m {
@@ -506,6 +512,7 @@ fn from_values(ins: &Instruction) -> Vec<(&str, u32)> {
                 | remfile_parse::Mount::Cache { from, .. } => from.as_deref(),
                 _ => None,
             })
+            .filter(|f| !f.is_empty())
             .map(|f| (f, line))
             .collect(),
         _ => Vec::new(),

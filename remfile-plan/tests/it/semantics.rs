@@ -126,6 +126,25 @@ fn an_empty_chmod_is_none() {
     assert_eq!(copies, vec![None, None]);
 }
 
+#[test]
+fn an_empty_from_is_the_context() {
+    let p = plan(
+        "FROM busybox\nCOPY --from= a /a\nRUN --mount=type=bind,from=,target=/m x\n",
+        &[],
+    );
+    let s = last(&p);
+    let copy = s
+        .steps
+        .iter()
+        .find_map(|st| match &st.op {
+            Op::Copy(c) => Some(c),
+            _ => None,
+        })
+        .unwrap();
+    assert_eq!(copy.from, None);
+    assert_eq!(p.stages.len(), 1);
+}
+
 // ---------- stage scoping and inheritance ----------
 
 #[test]
