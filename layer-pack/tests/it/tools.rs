@@ -26,6 +26,33 @@ fn comparable(lines: Vec<String>) -> Vec<String> {
         .collect()
 }
 
+/// Runs a validator; panics with its output when it fails; returns its stdout.
+fn run_ok(cmd: &mut Command) -> Vec<u8> {
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{:?}: {}{}",
+        cmd.get_program(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
+/// `umoci unpack` (rootless when not root) of `IMAGE:v1` into `bundle`.
+fn umoci_unpack(image: &Path, bundle: &Path) {
+    let mut cmd = Command::new("umoci");
+    cmd.arg("unpack");
+    if !is_root() {
+        cmd.arg("--rootless");
+    }
+    run_ok(
+        cmd.arg("--image")
+            .arg(format!("{}:v1", image.display()))
+            .arg(bundle),
+    );
+}
+
 fn tree(d: &Path) {
     if is_root() {
         root_tree(d);
@@ -53,18 +80,8 @@ fn gnu_tar_lists_our_layer() {
     let (_, blob) = pack_vec(&src, &opts(Compression::Gzip));
     let file = t.path().join("layer.tar.gz");
     fs::write(&file, &blob).unwrap();
-    let out = Command::new("tar")
-        .env("TZ", "UTC")
-        .arg("-tvzf")
-        .arg(&file)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let listing = String::from_utf8_lossy(&out.stdout);
+    let out = run_ok(Command::new("tar").env("TZ", "UTC").arg("-tvzf").arg(&file));
+    let listing = String::from_utf8_lossy(&out);
     for want in [
         "-rw-r--r-- 0/0               6 2017-07-14 02:42 a\n",
         "hrw-r--r-- 0/0               0 2017-07-14 02:42 hl/a2 link to a\n",
@@ -102,17 +119,12 @@ fn gnu_tar_extracts_our_layer_to_the_same_tree() {
     fs::write(&file, &blob).unwrap();
     let dst = t.path().join("dst");
     fs::create_dir(&dst).unwrap();
-    let out = Command::new("tar")
-        .args(["--xattrs", "--xattrs-include=*", "--numeric-owner", "-xpf"])
-        .arg(&file)
-        .arg("-C")
-        .arg(&dst)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    run_ok(
+        Command::new("tar")
+            .args(["--xattrs", "--xattrs-include=*", "--numeric-owner", "-xpf"])
+            .arg(&file)
+            .arg("-C")
+            .arg(&dst),
     );
     assert_eq!(comparable(snapshot(&dst)), comparable(snapshot(&src)));
 }
@@ -187,35 +199,13 @@ fn umoci_and_oci_image_tool_accept_an_image_of_our_layers() {
         &[(&l1, pack_opts(Compression::Gzip)), (&l2, upper.clone())],
     );
 
-    let out = Command::new("oci-image-tool")
-        .args(["validate", "--type", "image", "--ref", "name=v1"])
-        .arg(&img)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "oci-image-tool: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
+    run_ok(
+        Command::new("oci-image-tool")
+            .args(["validate", "--type", "image", "--ref", "name=v1"])
+            .arg(&img),
     );
-
     let bundle = t.path().join("bundle");
-    let mut cmd = Command::new("umoci");
-    cmd.arg("unpack");
-    if !is_root() {
-        cmd.arg("--rootless");
-    }
-    let out = cmd
-        .arg("--image")
-        .arg(format!("{}:v1", img.display()))
-        .arg(&bundle)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "umoci: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    umoci_unpack(&img, &bundle);
 
     // our own flattening of the same two layers is the reference
     let flat = t.path().join("flat");
@@ -246,31 +236,17 @@ fn zstd_cli_and_skopeo_read_a_zstd_layer_with_raw_frames() {
     let (d, blob) = pack_vec(&src, &o);
     let file = t.path().join("layer.tar.zst");
     fs::write(&file, &blob).unwrap();
-    let out = Command::new("zstd")
-        .args(["-d", "-c", "-q"])
-        .arg(&file)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "zstd: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(sha256(&out.stdout), d.diff_id);
+    let out = run_ok(Command::new("zstd").args(["-d", "-c", "-q"]).arg(&file));
+    assert_eq!(sha256(&out), d.diff_id);
 
     let img = t.path().join("image");
     layout(&img, &[(&src, o)]);
     let copy = t.path().join("copy");
-    let out = Command::new("skopeo")
-        .args(["copy", "--quiet", "--dest-compress-format", "gzip"])
-        .arg(format!("oci:{}:v1", img.display()))
-        .arg(format!("oci:{}:v1", copy.display()))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "skopeo: {}",
-        String::from_utf8_lossy(&out.stderr)
+    run_ok(
+        Command::new("skopeo")
+            .args(["copy", "--quiet", "--dest-compress-format", "gzip"])
+            .arg(format!("oci:{}:v1", img.display()))
+            .arg(format!("oci:{}:v1", copy.display())),
     );
     // the recompressed layer holds the same tar
     let index: serde_json::Value =
@@ -291,22 +267,7 @@ fn zstd_cli_and_skopeo_read_a_zstd_layer_with_raw_frames() {
     assert_eq!(sha256(&decompress(&gz)), d.diff_id);
 
     let bundle = t.path().join("bundle");
-    let mut cmd = Command::new("umoci");
-    cmd.arg("unpack");
-    if !is_root() {
-        cmd.arg("--rootless");
-    }
-    let out = cmd
-        .arg("--image")
-        .arg(format!("{}:v1", copy.display()))
-        .arg(&bundle)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "umoci: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    umoci_unpack(&copy, &bundle);
     assert_eq!(
         comparable(snapshot(&bundle.join("rootfs"))),
         comparable(snapshot(&src))
