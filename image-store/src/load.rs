@@ -11,9 +11,9 @@ use serde::{Deserialize, Serialize};
 use crate::digest::Digest;
 use crate::error::{IoContext, Result, StoreError};
 use crate::oci::{
-    ANNOTATION_REF_NAME, Descriptor, ImageConfig, Index, MEDIA_TYPE_CONFIG, MEDIA_TYPE_LAYER_TAR,
-    MEDIA_TYPE_MANIFEST, Manifest, Platform, canonical_json, from_json, is_index_media_type,
-    is_manifest_media_type,
+    ANNOTATION_CONTAINERD_NAME, ANNOTATION_REF_NAME, Descriptor, ImageConfig, Index,
+    MEDIA_TYPE_CONFIG, MEDIA_TYPE_LAYER_TAR, MEDIA_TYPE_MANIFEST, Manifest, Platform,
+    canonical_json, from_json, is_index_media_type, is_manifest_media_type,
 };
 use crate::reference::Reference;
 use crate::store::Store;
@@ -255,9 +255,17 @@ impl Store {
         let mut out = Vec::new();
         for d in &index.manifests {
             let name = d.annotations.get(ANNOTATION_REF_NAME).cloned();
+            // BuildKit, containerd and `docker save` put the full name in
+            // io.containerd.image.name and only the tag in ref.name
+            let full = d
+                .annotations
+                .get(ANNOTATION_CONTAINERD_NAME)
+                .and_then(|n| Reference::parse(n).ok())
+                .filter(|r| r.digest().is_none());
             let manifest = self.pick_manifest(src, d, &platform, 0)?;
             let reference = match (&opts.reference, name) {
                 (Some(r), _) => Some(r.clone()),
+                (None, _) if full.is_some() => full,
                 (None, Some(n)) if n.contains('/') => Some(Reference::parse(&n)?),
                 (None, Some(tag)) => {
                     let repo = opts

@@ -383,3 +383,28 @@ fn malformed_documents_of_a_layout_are_input_errors_naming_the_input() {
     assert!(t.json(&["ls"])["images"].as_array().unwrap().is_empty());
     t.fsck_clean();
 }
+
+#[test]
+fn load_takes_the_full_name_from_io_containerd_image_name() {
+    // BuildKit's type=oci, containerd and `docker save` (25+) write the tag alone in ref.name
+    let s = TestStore::new();
+    let (dir, _) = small_oci_dir(&s);
+    let index = dir.join("index.json");
+    let mut idx: serde_json::Value = serde_json::from_slice(&fs::read(&index).unwrap()).unwrap();
+    idx["manifests"][0]["annotations"] = serde_json::json!({
+        "org.opencontainers.image.ref.name": "1",
+        "io.containerd.image.name": "registry.example:5000/team/app:1"});
+    fs::write(&index, serde_json::to_vec(&idx).unwrap()).unwrap();
+    let t = TestStore::new();
+    let l = t.json(&["load", dir.to_str().unwrap()]);
+    assert_eq!(
+        l["images"][0]["reference"],
+        "registry.example:5000/team/app:1"
+    );
+    // without it, a tag-only ref.name is named after the layout
+    idx["manifests"][0]["annotations"] =
+        serde_json::json!({"org.opencontainers.image.ref.name": "1"});
+    fs::write(&index, serde_json::to_vec(&idx).unwrap()).unwrap();
+    let l = t.json(&["load", dir.to_str().unwrap()]);
+    assert_eq!(l["images"][0]["reference"], "localhost/layout:1");
+}
