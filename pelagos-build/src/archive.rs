@@ -149,7 +149,14 @@ impl XzReader {
             // lzma-rs has arithmetic that overflows on hostile input (a panic with overflow
             // checks): that is a decode error too, never a silently truncated stream
             let res = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                lzma_rs::xz_decompress(&mut std::io::Cursor::new(data), &mut w)
+                // concatenated streams are decoded one after the other, as the xz tool does
+                match crate::xzstreams::split(&data) {
+                    Some(streams) => streams.into_iter().try_for_each(|r| {
+                        let part = data.get(r).unwrap_or_default();
+                        lzma_rs::xz_decompress(&mut std::io::Cursor::new(part), &mut w)
+                    }),
+                    None => lzma_rs::xz_decompress(&mut std::io::Cursor::new(&data[..]), &mut w),
+                }
             }));
             let _ = tx.send(match res {
                 // an empty chunk marks the end (ChanWriter never sends one)
@@ -762,6 +769,21 @@ mod tests {
                 b"\x01\x00\x00\x02cap".to_vec()
             )]
         );
+    }
+
+    #[test]
+    fn concatenated_xz_streams_decode_as_one() {
+        let tar = tar_bytes();
+        let (a, b) = tar.split_at(tar.len() / 2);
+        let mut data = compress("xz", a);
+        data.extend_from_slice(&[0; 4]);
+        data.extend_from_slice(&compress("xz", b));
+        let mut out = Vec::new();
+        decoder(Codec::Xz, &data[..])
+            .unwrap()
+            .read_to_end(&mut out)
+            .unwrap();
+        assert_eq!(out, tar);
     }
 
     #[test]

@@ -41,6 +41,7 @@ pub mod steps;
 pub mod stubs;
 pub mod tree;
 pub mod wasm;
+pub mod xzstreams;
 
 /// The whole command: validates the flags, builds, prints the result document (or the ID with
 /// `-q`) on stdout.
