@@ -57,16 +57,8 @@ fn try_exec(
         libc::setsid();
         // The error pipe closes on exec, so the parent sees only pre-exec failures.
         libc::fcntl(crate::init::ERROR_FD, libc::F_SETFD, libc::FD_CLOEXEC);
-        for s in [
-            libc::SIGINT,
-            libc::SIGTERM,
-            libc::SIGHUP,
-            libc::SIGQUIT,
-            libc::SIGUSR1,
-            libc::SIGUSR2,
-            libc::SIGPIPE,
-        ] {
-            libc::signal(s, libc::SIG_DFL);
+        for s in FORWARDED.iter().chain(&[libc::SIGPIPE]) {
+            libc::signal(*s, libc::SIG_DFL);
         }
         let mut set: libc::sigset_t = std::mem::zeroed();
         libc::sigemptyset(&raw mut set);
@@ -160,18 +152,21 @@ extern "C" fn forward(sig: libc::c_int) {
     }
 }
 
+/// The signals PID 1 forwards to the command (and the command gets back at their defaults).
+const FORWARDED: [libc::c_int; 6] = [
+    libc::SIGINT,
+    libc::SIGTERM,
+    libc::SIGHUP,
+    libc::SIGQUIT,
+    libc::SIGUSR1,
+    libc::SIGUSR2,
+];
+
 /// PID 1's loop: forwards signals to the command, reaps every child, and returns the
 /// command's status (128+N when killed by signal N).
 pub(crate) fn supervise(pid: libc::pid_t) -> i32 {
     CHILD.store(pid, Ordering::Relaxed);
-    for s in [
-        libc::SIGINT,
-        libc::SIGTERM,
-        libc::SIGHUP,
-        libc::SIGQUIT,
-        libc::SIGUSR1,
-        libc::SIGUSR2,
-    ] {
+    for s in FORWARDED {
         // SAFETY: installing an async-signal-safe handler.
         unsafe { libc::signal(s, forward as *const () as libc::sighandler_t) };
     }
