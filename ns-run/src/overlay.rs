@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use nix::mount::MsFlags;
 
 use crate::init::{ChildError, Ctx, InitConfig};
-use crate::rootfs::mnt;
+use crate::rootfs::{bind, mnt};
 use crate::spec::OverlayDriver;
 
 /// Mounts the overlay of the extra `layer` over `cfg.lowers` at `root` with the configured
@@ -138,14 +138,7 @@ fn fuse_overlay(cfg: &InitConfig, lowers: &[PathBuf], root: &Path) -> Result<(),
     // root, so the mount lands in the real tree.
     let host = cfg.scratch.join("fuse-root");
     fs::create_dir(&host).ctx("mkdir", host.display())?;
-    mnt(
-        Some(Path::new("/")),
-        &host,
-        None,
-        MsFlags::MS_BIND | MsFlags::MS_REC,
-        None,
-        "bind root for fuse-overlayfs",
-    )?;
+    bind(Path::new("/"), &host, "bind root for fuse-overlayfs")?;
     // This process's pid as the host's /proc (still mounted here) numbers it.
     let me = fs::read_link("/proc/self").ctx("readlink", "/proc/self")?;
     let target = Path::new("/proc")

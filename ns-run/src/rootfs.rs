@@ -63,6 +63,12 @@ fn tmpfs(dst: &Path, flags: MsFlags, data: Option<&str>, stage: &str) -> Result<
     )
 }
 
+/// Binds `src` (recursively) at `dst`.
+pub(crate) fn bind(src: &Path, dst: &Path, stage: &str) -> Result<(), ChildError> {
+    let flags = MsFlags::MS_BIND | MsFlags::MS_REC;
+    mnt(Some(src), dst, None, flags, None, stage)
+}
+
 /// Remounts the bind mount at `dst` read-only, keeping the flags the kernel may have locked.
 fn remount_ro(dst: &Path, stage: &str) -> Result<(), ChildError> {
     remount_ro_with(dst, MsFlags::empty(), stage)
@@ -199,14 +205,7 @@ pub(crate) fn setup(cfg: &InitConfig) -> Result<Prepared, ChildError> {
         crate::cgroup::mount(&sys.join("fs/cgroup"), cfg.insecure);
     } else {
         // Not the owner of the network namespace (rootless with the host's network).
-        mnt(
-            Some(Path::new("/sys")),
-            &sys,
-            None,
-            MsFlags::MS_BIND | MsFlags::MS_REC,
-            None,
-            "bind sys",
-        )?;
+        bind(Path::new("/sys"), &sys, "bind sys")?;
         if !cfg.insecure {
             remount_ro(&sys, "remount sys read-only")?;
         }
@@ -239,14 +238,7 @@ pub(crate) fn setup(cfg: &InitConfig) -> Result<Prepared, ChildError> {
     for p in readonly {
         let d = proc_dir.join(p);
         if d.exists() {
-            mnt(
-                Some(&d),
-                &d,
-                None,
-                MsFlags::MS_BIND | MsFlags::MS_REC,
-                None,
-                "bind read-only",
-            )?;
+            bind(&d, &d, "bind read-only")?;
             remount_ro(&d, "remount read-only")?;
         }
     }
@@ -297,28 +289,12 @@ pub(crate) fn setup(cfg: &InitConfig) -> Result<Prepared, ChildError> {
             MountSpec::Bind {
                 source, readonly, ..
             } => {
-                mnt(
-                    Some(source),
-                    &dst,
-                    None,
-                    MsFlags::MS_BIND | MsFlags::MS_REC,
-                    None,
-                    "bind mount",
-                )?;
+                bind(source, &dst, "bind mount")?;
                 if *readonly {
                     remount_ro(&dst, "remount read-only")?;
                 }
             }
-            MountSpec::Cache { source, .. } => {
-                mnt(
-                    Some(source),
-                    &dst,
-                    None,
-                    MsFlags::MS_BIND | MsFlags::MS_REC,
-                    None,
-                    "cache mount",
-                )?;
-            }
+            MountSpec::Cache { source, .. } => bind(source, &dst, "cache mount")?,
             MountSpec::Tmpfs { size, .. } => {
                 let data = size.map(|s| format!("size={s}"));
                 tmpfs(
