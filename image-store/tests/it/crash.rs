@@ -139,7 +139,7 @@ fn eight_processes_at_once_lose_no_tag_and_corrupt_no_blob() {
             .success()
     );
     let root = s.root.clone();
-    let deadline = Instant::now() + Duration::from_secs(25);
+    let deadline = Instant::now() + Duration::from_secs(60);
     let workers: Vec<_> = (0..8)
         .map(|w| {
             let root = root.clone();
