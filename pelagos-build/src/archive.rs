@@ -98,7 +98,9 @@ pub fn is_tar_header(block: &[u8]) -> bool {
 pub fn decoder<'a, R: Read + 'a>(codec: Codec, r: R) -> std::io::Result<Box<dyn Read + 'a>> {
     Ok(match codec {
         Codec::None => Box::new(r),
-        Codec::Gzip => Box::new(flate2::read::MultiGzDecoder::new(r)),
+        Codec::Gzip => Box::new(crate::gzmembers::GzMembers::new(Box::new(BufReader::new(
+            r,
+        )))),
         Codec::Bzip2 => Box::new(bzip2::read::MultiBzDecoder::new(r)),
         Codec::Zstd => Box::new(zstd::stream::read::Decoder::new(r)?),
         Codec::Xz => Box::new(XzReader::new(r)),
@@ -431,6 +433,9 @@ pub fn extract(
             xattrs,
         });
     }
+    // the rest of the stream is read too, as Docker's untar does: a corrupt compressed stream
+    // fails (a gzip CRC, junk after bzip2 or xz data), plain data after a tar does not
+    std::io::copy(&mut ar.into_inner(), &mut std::io::sink()).map_err(|e| bad(e.to_string()))?;
     implied_dirs(&mut out, into);
     order_hardlinks(&mut out);
     Ok(out)
@@ -769,6 +774,27 @@ mod tests {
                 b"\x01\x00\x00\x02cap".to_vec()
             )]
         );
+    }
+
+    #[test]
+    fn the_whole_stream_is_read_as_docker_untar_does() {
+        let d = tempfile::tempdir().unwrap();
+        let t = tar_bytes();
+        for (codec, ok) in [("none", true), ("gzip", true), ("bzip2", false), ("xz", false)] {
+            let mut data = compress(codec, &t);
+            data.extend_from_slice(b"trailing junk");
+            let p = d.path().join(format!("junk.{codec}"));
+            std::fs::write(&p, &data).unwrap();
+            let got = extract(&p, detect(&p).unwrap().unwrap(), "x", d.path(), None);
+            assert_eq!(got.is_ok(), ok, "{codec}: {got:?}");
+        }
+        // a gzip whose CRC is wrong fails even when the tar ended before it
+        let mut gz = compress("gzip", &t);
+        let n = gz.len();
+        gz[n - 8] ^= 0xFF;
+        let p = d.path().join("crc.tgz");
+        std::fs::write(&p, &gz).unwrap();
+        assert!(extract(&p, Codec::Gzip, "x", d.path(), None).is_err());
     }
 
     #[test]

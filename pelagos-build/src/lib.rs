@@ -27,6 +27,7 @@ pub mod exec;
 pub mod extra;
 pub mod fetch;
 pub mod git;
+pub mod gzmembers;
 pub mod ignore;
 pub mod localdir;
 pub mod output;
