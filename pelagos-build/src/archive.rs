@@ -780,7 +780,12 @@ mod tests {
     fn the_whole_stream_is_read_as_docker_untar_does() {
         let d = tempfile::tempdir().unwrap();
         let t = tar_bytes();
-        for (codec, ok) in [("none", true), ("gzip", true), ("bzip2", false), ("xz", false)] {
+        for (codec, ok) in [
+            ("none", true),
+            ("gzip", true),
+            ("bzip2", false),
+            ("xz", false),
+        ] {
             let mut data = compress(codec, &t);
             data.extend_from_slice(b"trailing junk");
             let p = d.path().join(format!("junk.{codec}"));

@@ -38,9 +38,8 @@ impl Read for GzMembers<'_> {
                 return Ok(0);
             };
             let mut r = d.into_inner();
-            let first = match r.fill_buf()?.first() {
-                Some(&b) => b,
-                None => return Ok(0),
+            let Some(&first) = r.fill_buf()?.first() else {
+                return Ok(0);
             };
             if first != 0x1f {
                 return Ok(0);
