@@ -256,6 +256,12 @@ pub fn pack(a: &PackArgs) -> Result<LayerDescriptor, CliError> {
         error: e.into(),
     };
     if let Some(out) = &a.output {
+        if out.as_os_str() == "-" {
+            return Err(usage(anyhow::anyhow!(
+                "-o - is not supported: stdout carries the result document (use -o /dev/stdout \
+                 with the document redirected, or -o FILE)"
+            )));
+        }
         // Devices and pipes (/dev/null, a FIFO) are written in place, never replaced.
         if std::fs::metadata(out).is_ok_and(|m| !m.is_file()) {
             let f = std::fs::OpenOptions::new()
@@ -281,6 +287,11 @@ pub fn pack(a: &PackArgs) -> Result<LayerDescriptor, CliError> {
             io::BufWriter::with_capacity(1 << 20, tmp.as_file()),
         )
         .map_err(wrap)?;
+        // an ordinary file (the temp file was made 0600)
+        tmp.as_file()
+            .set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o644))
+            .with_context(|| format!("cannot write {}", out.display()))
+            .map_err(failed)?;
         tmp.persist(out)
             .with_context(|| format!("cannot write {}", out.display()))
             .map_err(failed)?;

@@ -77,6 +77,10 @@ fn to_blob_dir(
         w.flush().map_err(werr(tmp.path()))?;
         d
     };
+    // a blob is readable by all, like the store's own (the temp file was made 0600)
+    tmp.as_file()
+        .set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o644))
+        .map_err(werr(tmp.path()))?;
     tmp.as_file().sync_all().map_err(werr(tmp.path()))?;
     let hex = desc.digest.strip_prefix("sha256:").unwrap_or(&desc.digest);
     let target: PathBuf = blobs.join(hex);

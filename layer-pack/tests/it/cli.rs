@@ -2,6 +2,7 @@
 
 use std::fs;
 use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
 use std::process::Stdio;
 
 use crate::util::*;
@@ -40,6 +41,20 @@ fn pack_to_file_prints_the_document() {
     assert_eq!(doc["digest"], sha256(&data));
     assert_eq!(doc["size"], data.len());
     insta::assert_json_snapshot!(doc);
+    // an ordinary file, readable by all (not the 0600 of its temp file)
+    assert_eq!(
+        fs::metadata(&blob).unwrap().permissions().mode() & 0o777,
+        0o644
+    );
+    // `-o -` would mix the blob with the document on stdout: refused, nothing named `-`
+    let out = bin()
+        .current_dir(t.path())
+        .args(["pack", src.to_str().unwrap(), "-o", "-"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("-o - is not supported"));
+    assert!(!t.path().join("-").exists());
     // the same with SOURCE_DATE_EPOCH from the environment clamps the mtime: another digest
     let out2 = bin()
         .arg("pack")
@@ -107,6 +122,12 @@ fn pack_reads_an_ns_run_document_on_stdin_and_writes_into_a_store() {
         .to_string();
     let data = fs::read(store.join("blobs/sha256").join(&hex)).unwrap();
     assert_eq!(sha256(&data), d["digest"].as_str().unwrap());
+    // readable by all, like the blobs image-store writes
+    let mode = fs::metadata(store.join("blobs/sha256").join(&hex))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o644);
 }
 
 #[test]
