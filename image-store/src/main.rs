@@ -348,9 +348,27 @@ fn run(cli: Cli) -> anyhow::Result<bool> {
                 .map(|i| store.find_image(i))
                 .collect::<Result<Vec<_>, _>>()?;
             let dest = (output != "-").then(|| PathBuf::from(&output));
-            let mut stdout = std::io::stdout().lock();
-            store.export(&recs, fmt, dest.as_deref(), &mut stdout)?;
-            Ok(true)
+            {
+                let mut stdout = std::io::stdout().lock();
+                store.export(&recs, fmt, dest.as_deref(), &mut stdout)?;
+            }
+            match &dest {
+                // written to a file or directory: stdout is free for the document
+                Some(path) if json => {
+                    let images: Vec<_> = recs
+                        .iter()
+                        .map(|r| {
+                            serde_json::json!({"reference": r.reference,
+                                "image_id": r.config_digest,
+                                "manifest_digest": r.manifest_digest()})
+                        })
+                        .collect();
+                    let doc = serde_json::json!({"version": 1, "format": format,
+                        "output": path, "images": images});
+                    out(true, &doc, String::new)
+                }
+                _ => Ok(true),
+            }
         }
         Cmd::Lowers { image } => {
             let img = store.find_image(&image)?;

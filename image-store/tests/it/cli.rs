@@ -436,3 +436,33 @@ fn a_closed_stdout_is_not_an_error() {
         String::from_utf8_lossy(&o.stderr)
     );
 }
+
+#[test]
+fn export_to_a_file_prints_a_document_with_json() {
+    let s = TestStore::new();
+    let imp = import_busybox(&s);
+    let file = s.path("bb.tar");
+    let doc = s.json(&[
+        "export",
+        "busybox",
+        "--format",
+        "docker",
+        "-o",
+        file.to_str().unwrap(),
+    ]);
+    assert_eq!(doc["version"], 1);
+    assert_eq!(doc["format"], "docker");
+    assert_eq!(doc["output"], file.to_str().unwrap());
+    assert_eq!(
+        doc["images"][0]["reference"],
+        "docker.io/library/busybox:latest"
+    );
+    assert_eq!(doc["images"][0]["image_id"], imp["image_id"]);
+    assert!(file.is_file());
+    // to stdout, stdout holds the archive alone
+    let o = s.run(&["--json", "export", "busybox", "-o", "-"]);
+    assert!(o.status.success());
+    assert!(
+        o.stdout.len() > 512 && serde_json::from_slice::<serde_json::Value>(&o.stdout).is_err()
+    );
+}
