@@ -64,10 +64,9 @@ impl ChownSpec {
             passwd
                 .lines()
                 .find_map(|l| {
-                    let f: Vec<&str> = l.split(':').collect();
-                    (f.len() >= 4 && f[0] == self.user)
-                        .then(|| Some((f[2].parse::<u32>().ok()?, f[3].parse::<u32>().ok()?)))
-                        .flatten()
+                    let f: Vec<&str> = l.trim().split(':').collect();
+                    (f.first() == Some(&self.user.as_str()))
+                        .then(|| (go_atoi(f.get(2)), go_atoi(f.get(3))))
                 })
                 .ok_or_else(|| PermError::UnknownUser(self.user.clone()))?
         };
@@ -78,16 +77,23 @@ impl ChownSpec {
                 group
                     .lines()
                     .find_map(|l| {
-                        let f: Vec<&str> = l.split(':').collect();
-                        (f.len() >= 3 && f[0] == g)
-                            .then(|| f[2].parse::<u32>().ok())
-                            .flatten()
+                        let f: Vec<&str> = l.trim().split(':').collect();
+                        (f.first() == Some(&g.as_str())).then(|| go_atoi(f.get(2)))
                     })
                     .ok_or_else(|| PermError::UnknownGroup(g.clone()))?
             };
         }
         Ok((uid, gid))
     }
+}
+
+/// An id field of `/etc/passwd` or `/etc/group` as runc's parser reads it (lines trimmed, a
+/// missing or invalid number is 0).
+fn go_atoi(field: Option<&&str>) -> u32 {
+    field
+        .and_then(|f| f.parse::<i64>().ok())
+        .and_then(|n| u32::try_from(n).ok())
+        .unwrap_or(0)
 }
 
 /// A numeric id as Go's `strconv.ParseUint(s, 10, 32)` reads it: decimal digits only (`+5` is
@@ -217,7 +223,8 @@ mod tests {
         assert_eq!(r("app:staff"), Ok((1000, 50)));
         assert_eq!(r("0:app"), Ok((0, 1001)));
         assert_eq!(r("nobody"), Err(PermError::UnknownUser("nobody".into())));
-        assert_eq!(r("bad"), Err(PermError::UnknownUser("bad".into())));
+        // runc ignores a conversion error in an id field: 0
+        assert_eq!(r("bad"), Ok((0, 1)));
         assert_eq!(r("app:wheel"), Err(PermError::UnknownGroup("wheel".into())));
         assert_eq!(r(":staff"), Ok((0, 50)), "no user: root (BuildKit)");
         assert_eq!(r(":7"), Ok((0, 7)));
@@ -232,6 +239,15 @@ mod tests {
         }
         assert!(!ChownSpec::parse("1:2").unwrap().needs_names());
         assert!(ChownSpec::parse("1:staff").unwrap().needs_names());
+        // passwd and group lines as runc reads them: trimmed, first match, missing ids 0
+        let passwd =
+            "dup:x:801:801::/:/bin/sh\ndup:x:802:802::/:/bin/sh\n  sp:x:803:803::/:\nshort:x:804\n";
+        let group = "  gsp:x:903:\ng:x\n";
+        let r = |spec: &str| ChownSpec::parse(spec).unwrap().resolve(passwd, group);
+        assert_eq!(r("dup"), Ok((801, 801)));
+        assert_eq!(r("sp:gsp"), Ok((803, 903)));
+        assert_eq!(r("short"), Ok((804, 0)));
+        assert_eq!(r("dup:g"), Ok((801, 0)));
         // a signed number is a name (Go's ParseUint), here an unknown one
         let c = ChownSpec::parse("+5:+6").unwrap();
         assert!(c.needs_names());
