@@ -196,13 +196,14 @@ pub(crate) fn parse_mount(spec: &str) -> Result<Mount, String> {
                 f.sharing = Some(s);
             }
             "mode" => {
-                if literal(&value) && u32::from_str_radix(&value, 8).is_err() {
+                // Go's ParseUint: digits only (no sign, no 0o prefix)
+                if literal(&value) && !go_uint(&value, 8) {
                     return Err(format!("invalid mode {value:?}: not an octal number"));
                 }
                 f.mode = Some(value);
             }
             "uid" | "gid" => {
-                if literal(&value) && value.parse::<u32>().is_err() {
+                if literal(&value) && !go_uint(&value, 10) {
                     return Err(format!("invalid {key} {value:?}: not a number"));
                 }
                 if canon == "uid" {
@@ -320,6 +321,12 @@ fn build(f: Fields) -> Result<Mount, String> {
     })
 }
 
+/// Whether `v` is a number Go's `strconv.ParseUint(v, radix, 32)` takes: digits of the radix
+/// only (Rust's parser would also take a leading `+`).
+fn go_uint(v: &str, radix: u32) -> bool {
+    !v.is_empty() && v.chars().all(|c| c.is_digit(radix)) && u32::from_str_radix(v, radix).is_ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -405,6 +412,9 @@ mod tests {
             ("type=cache,target=/x,sharing=maybe", "unsupported sharing"),
             ("type=cache,target=/x,mode=999", "not an octal"),
             ("type=cache,target=/x,uid=-1", "not a number"),
+            ("type=cache,target=/x,uid=+5", "not a number"),
+            ("type=cache,target=/x,mode=+755", "not an octal"),
+            ("type=cache,target=/x,mode=0o755", "not an octal"),
             ("type=secret", "requires an id"),
             ("type=secret,id=a,source=b", "both source and id"),
             ("type=bind,target=/x,required", "unexpected key"),

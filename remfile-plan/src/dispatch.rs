@@ -892,8 +892,11 @@ fn run_mount(
         |field: &str, v: &Option<String>, radix: u32, default: u32| -> Result<u32, PlanError> {
             match exo(v)? {
                 None => Ok(default),
-                Some(s) => u32::from_str_radix(s.trim_start_matches("0o"), radix)
-                    .map_err(|_| cx.invalid(format!("invalid --mount {field}={s:?}"))),
+                // Go's ParseUint: digits of the radix only
+                Some(s) => (!s.is_empty() && s.chars().all(|c| c.is_digit(radix)))
+                    .then(|| u32::from_str_radix(&s, radix).ok())
+                    .flatten()
+                    .ok_or_else(|| cx.invalid(format!("invalid --mount {field}={s:?}"))),
             }
         };
     let from =
