@@ -343,7 +343,8 @@ pub(crate) fn setup(cfg: &InitConfig) -> Result<Prepared, ChildError> {
     let user = user::resolve(&cfg.user, &passwd, &group)
         .map_err(|m| ChildError::msg("user", &cfg.user, m))?;
 
-    // WORKDIR, created (as root, 0755) when missing.
+    // WORKDIR, created when missing (0755, the created directories owned by the user, as
+    // BuildKit's executor does).
     let wd = Path::new(&cfg.workdir);
     match fs::metadata(wd) {
         Ok(m) if m.is_dir() => {}
@@ -354,9 +355,7 @@ pub(crate) fn setup(cfg: &InitConfig) -> Result<Prepared, ChildError> {
                 &io::Error::from_raw_os_error(libc::ENOTDIR),
             ));
         }
-        Err(_) => {
-            fs::create_dir_all(wd).ctx("create workdir", &cfg.workdir)?;
-        }
+        Err(_) => create_workdir(wd, user.uid, user.gid).ctx("create workdir", &cfg.workdir)?,
     }
 
     let mut env = cfg.env.clone();
@@ -372,6 +371,29 @@ pub(crate) fn setup(cfg: &InitConfig) -> Result<Prepared, ChildError> {
         workdir: cfg.workdir.clone(),
         last_cap,
     })
+}
+
+/// Creates `dir` and its missing parents (0755 under the umask), chowning each directory it
+/// made to `uid:gid`. An id the user namespace does not map (rootless with a single mapping)
+/// leaves the owner as it is.
+fn create_workdir(dir: &Path, uid: u32, gid: u32) -> io::Result<()> {
+    let mut missing = Vec::new();
+    let mut cur = dir;
+    while fs::symlink_metadata(cur).is_err() {
+        missing.push(cur);
+        match cur.parent() {
+            Some(p) => cur = p,
+            None => break,
+        }
+    }
+    fs::create_dir_all(dir)?;
+    for d in missing.into_iter().rev() {
+        match nix::unistd::chown(d, Some(uid.into()), Some(gid.into())) {
+            Ok(()) | Err(nix::errno::Errno::EINVAL) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
 }
 
 /// The part of `target` below `/dev` (lexically normalised), when it is strictly below it.

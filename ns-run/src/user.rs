@@ -18,21 +18,31 @@ struct PasswdEntry<'a> {
     home: &'a str,
 }
 
+/// The non-empty lines of a passwd or group file, trimmed, split at `:` (runc's `parseLine`:
+/// missing fields are empty, so a short or indented line still counts).
+fn records(text: &str) -> impl Iterator<Item = Vec<&str>> {
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(|l| l.split(':').collect())
+}
+
+/// Field `i` of a record, empty when missing.
+fn field<'a>(rec: &[&'a str], i: usize) -> &'a str {
+    rec.get(i).copied().unwrap_or("")
+}
+
+/// A numeric field as Go's `strconv.Atoi` in runc's parser: anything that is not a number is 0.
+fn id(rec: &[&str], i: usize) -> u32 {
+    field(rec, i).parse().unwrap_or(0)
+}
+
 fn passwd_entries(text: &str) -> impl Iterator<Item = PasswdEntry<'_>> {
-    text.lines().filter_map(|line| {
-        let mut f = line.split(':');
-        let name = f.next()?;
-        let _pw = f.next()?;
-        let uid = f.next()?.trim().parse().ok()?;
-        let gid = f.next()?.trim().parse().ok()?;
-        let _gecos = f.next();
-        let home = f.next().unwrap_or("");
-        (!name.is_empty() && !name.starts_with('#')).then_some(PasswdEntry {
-            name,
-            uid,
-            gid,
-            home,
-        })
+    records(text).map(|r| PasswdEntry {
+        name: field(&r, 0),
+        uid: id(&r, 2),
+        gid: id(&r, 3),
+        home: field(&r, 5),
     })
 }
 
@@ -43,32 +53,24 @@ struct GroupEntry<'a> {
 }
 
 fn group_entries(text: &str) -> impl Iterator<Item = GroupEntry<'_>> {
-    text.lines().filter_map(|line| {
-        let mut f = line.split(':');
-        let name = f.next()?;
-        let _pw = f.next()?;
-        let gid = f.next()?.trim().parse().ok()?;
-        let members = f
-            .next()
-            .unwrap_or("")
-            .split(',')
-            .map(str::trim)
-            .filter(|m| !m.is_empty())
-            .collect();
-        (!name.is_empty() && !name.starts_with('#')).then_some(GroupEntry { name, gid, members })
+    records(text).map(|r| GroupEntry {
+        name: field(&r, 0),
+        gid: id(&r, 2),
+        members: field(&r, 3).split(',').collect(),
     })
 }
 
-/// Resolves `spec` (`UID[:GID]`, `NAME[:GROUP]`, mixed) against the passwd and group texts
-/// (empty when the files are missing).
+/// Resolves `spec` (`UID[:GID]`, `NAME[:GROUP]`, mixed; either part may be empty) against the
+/// passwd and group texts (empty when the files are missing), as runc's `GetExecUser`: the
+/// first matching entry wins; an empty user part is `0` (as BuildKit runs it); an empty group
+/// part is the implicit form (the user's primary and supplementary groups).
 pub(crate) fn resolve(spec: &str, passwd: &str, group: &str) -> Result<ExecUser, String> {
     let (user_part, group_part) = match spec.split_once(':') {
-        Some((u, g)) => (u, Some(g)),
-        None => (spec, None),
+        Some((u, g)) => (u, g),
+        None => (spec, ""),
     };
-    if user_part.is_empty() {
-        return Err(format!("invalid user {spec:?}"));
-    }
+    // an empty user part is uid 0, looked up as `0` (BuildKit: `:` runs with root's groups)
+    let user_part = if user_part.is_empty() { "0" } else { user_part };
     let numeric_uid: Option<u32> = user_part.parse().ok();
     let entry = passwd_entries(passwd).find(|e| match numeric_uid {
         Some(uid) => e.uid == uid,
@@ -84,29 +86,23 @@ pub(crate) fn resolve(spec: &str, passwd: &str, group: &str) -> Result<ExecUser,
         }
     };
     let mut groups = Vec::new();
-    match group_part {
-        Some("") => return Err(format!("invalid user {spec:?}")),
-        Some(g) => {
-            if let Ok(n) = g.parse::<u32>() {
-                gid = n;
-            } else {
-                gid = group_entries(group)
-                    .find(|e| e.name == g)
-                    .map(|e| e.gid)
-                    .ok_or_else(|| {
-                        format!("unable to find group {g}: no matching entries in group file")
-                    })?;
-            }
-        }
-        None => {
-            if let Some(name) = matched_name {
-                for e in group_entries(group) {
-                    if e.members.contains(&name) && !groups.contains(&e.gid) {
-                        groups.push(e.gid);
-                    }
+    if group_part.is_empty() {
+        if let Some(name) = matched_name.filter(|n| !n.is_empty()) {
+            for e in group_entries(group) {
+                if e.members.contains(&name) {
+                    groups.push(e.gid);
                 }
             }
         }
+    } else if let Ok(n) = group_part.parse::<u32>() {
+        gid = n;
+    } else {
+        gid = group_entries(group)
+            .find(|e| e.name == group_part)
+            .map(|e| e.gid)
+            .ok_or_else(|| {
+                format!("unable to find group {group_part}: no matching entries in group file")
+            })?;
     }
     Ok(ExecUser {
         uid,
@@ -180,7 +176,38 @@ mod tests {
                 .unwrap_err()
                 .contains("unable to find group")
         );
-        assert!(resolve(":1", PASSWD, GROUP).is_err());
-        assert!(resolve("app:", PASSWD, GROUP).is_err());
+    }
+
+    #[test]
+    fn empty_parts_as_buildkit() {
+        let u = resolve(":staff", PASSWD, GROUP).unwrap();
+        assert_eq!((u.uid, u.gid, u.groups), (0, 50, vec![]));
+        let u = resolve("app:", PASSWD, GROUP).unwrap();
+        assert_eq!((u.uid, u.gid, u.groups), (1000, 1000, vec![50, 10]));
+        let u = resolve(":", PASSWD, GROUP).unwrap();
+        assert_eq!(
+            (u.uid, u.gid, u.groups, u.home.as_str()),
+            (0, 0, vec![10], "/root")
+        );
+        let u = resolve(":", "", "").unwrap();
+        assert_eq!((u.uid, u.gid, u.home.as_str()), (0, 0, "/"));
+    }
+
+    #[test]
+    fn odd_lines_as_runc() {
+        // indented, short (missing ids are 0), duplicate (first wins), blank lines
+        let passwd = "dup:x:801:801::/d1:/bin/sh\ndup:x:802:802::/:/bin/sh\n\n  spaced:x:803:803::/s:/bin/sh\nshort:x:804\n";
+        let group = "  gsp:x:903:dup,spaced\nodd:x:bad:dup\n";
+        let u = resolve("dup", passwd, group).unwrap();
+        assert_eq!(
+            (u.uid, u.gid, u.groups, u.home.as_str()),
+            (801, 801, vec![903, 0], "/d1")
+        );
+        let u = resolve("spaced", passwd, group).unwrap();
+        assert_eq!((u.uid, u.gid, u.groups), (803, 803, vec![903]));
+        let u = resolve("short", passwd, group).unwrap();
+        assert_eq!((u.uid, u.gid, u.home.as_str()), (804, 0, "/"));
+        let u = resolve("dup:gsp", passwd, group).unwrap();
+        assert_eq!(u.gid, 903);
     }
 }

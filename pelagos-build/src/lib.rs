@@ -35,7 +35,6 @@ pub mod perms;
 pub mod progress;
 pub mod registry;
 pub mod remote;
-pub mod runuser;
 pub mod secrets;
 pub mod ssh;
 pub mod steps;

@@ -552,7 +552,7 @@ fn run_step(
             argv,
             env,
             workdir: Some(r.workdir.clone()),
-            user: (!r.user.is_empty()).then(|| crate::runuser::normalize(&r.user).into_owned()),
+            user: (!r.user.is_empty()).then(|| r.user.clone()),
             network: net,
             mounts,
             hostname: Some(r.hostname.clone()),

@@ -49,11 +49,23 @@ fn workdir_is_created_when_missing() {
     let r = sh(
         w.path(),
         &["-w", "/srv/app/sub", "-u", "app"],
-        "pwd; touch x 2>/dev/null || echo denied",
+        "pwd; touch x",
     );
     assert_eq!(r.code, 0, "{}", r.stderr);
-    assert_eq!(r.stderr, "/srv/app/sub\ndenied\n");
-    assert_eq!(tree(&r.upper()), ["srv", "srv/app", "srv/app/sub"]);
+    assert_eq!(r.stderr, "/srv/app/sub\n");
+    assert_eq!(
+        tree(&r.upper()),
+        ["srv", "srv/app", "srv/app/sub", "srv/app/sub/x"]
+    );
+    // the directories it made are the user's (BuildKit's executor), 0755
+    for d in ["srv", "srv/app", "srv/app/sub"] {
+        let m = std::fs::metadata(r.upper().join(d)).unwrap();
+        assert_eq!(
+            (m.uid(), m.gid(), m.mode() & 0o7777),
+            (1000, 1000, 0o755),
+            "{d}"
+        );
+    }
     // existing workdir: nothing created
     let r = sh(w.path(), &["-w", "/home/app"], "pwd; touch x");
     assert_eq!(r.code, 0, "{}", r.stderr);
