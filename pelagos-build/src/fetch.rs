@@ -86,21 +86,26 @@ pub fn file_name(url: &str) -> String {
 
 /// `%XX` escapes decoded (invalid UTF-8 replaced); `None` for a malformed escape.
 fn percent_decode(s: &str) -> Option<String> {
+    percent_decode_bytes(s, false).map(|b| String::from_utf8_lossy(&b).into_owned())
+}
+
+/// The bytes of `s` with its `%XX` escapes decoded, and a literal `+` read as a space when
+/// `plus_is_space` (form encoding, as Go's `url.ParseQuery`); `None` for a malformed escape.
+pub(crate) fn percent_decode_bytes(s: &str, plus_is_space: bool) -> Option<Vec<u8>> {
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
     while let Some(&c) = b.get(i) {
         if c == b'%' {
-            let hex = b.get(i + 1..i + 3)?;
-            let hex = std::str::from_utf8(hex).ok()?;
+            let hex = std::str::from_utf8(b.get(i + 1..i + 3)?).ok()?;
             out.push(u8::from_str_radix(hex, 16).ok()?);
             i += 3;
         } else {
-            out.push(c);
+            out.push(if plus_is_space && c == b'+' { b' ' } else { c });
             i += 1;
         }
     }
-    Some(String::from_utf8_lossy(&out).into_owned())
+    Some(out)
 }
 
 /// Parses an HTTP date (`Wed, 21 Oct 2015 07:28:00 GMT`).
@@ -266,6 +271,7 @@ mod tests {
         assert_eq!(file_name("http://h:1/dir/"), "dir");
         assert_eq!(file_name("http://h:1/sub/%67.txt?q=%zz"), "g.txt");
         assert_eq!(file_name("http://h:1/a%2Fb"), "b");
+        assert_eq!(file_name("http://h:1/a+b%2B%ff"), "a+b+\u{fffd}");
         assert_eq!(file_name("http://h:1/bad%zz"), "__unnamed__");
         assert_eq!(file_name("http://h:1/trunc%6"), "__unnamed__");
         assert_eq!(

@@ -81,20 +81,7 @@ pub fn is_git_source(s: &str) -> bool {
 }
 
 fn percent_decode(s: &str) -> Option<String> {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while let Some(&c) = b.get(i) {
-        if c == b'%' {
-            let h = std::str::from_utf8(b.get(i + 1..i + 3)?).ok()?;
-            out.push(u8::from_str_radix(h, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(if c == b'+' { b' ' } else { c });
-            i += 1;
-        }
-    }
-    String::from_utf8(out).ok()
+    String::from_utf8(crate::fetch::percent_decode_bytes(s, true)?).ok()
 }
 
 fn parse_bool(v: &str) -> Option<bool> {
@@ -295,6 +282,8 @@ mod tests {
         assert_eq!(d.reference, GitRef::Tag("v1".into()));
         assert_eq!(d.checksum.as_deref(), Some("deadbeef"));
         assert_eq!(d.subdir, "a b");
+        assert_eq!(p("https://h/r.git?subdir=a+b%2Bc").subdir, "a b+c");
+        assert!(parse("https://h/r.git?subdir=%ff").is_err());
         assert!(!d.submodules && d.keep_git_dir == Some(true) && d.mtime_checkout);
         assert_eq!(
             p("git://h/r?branch=dev").reference,
