@@ -8,14 +8,69 @@ use flate2::bufread::GzDecoder;
 
 /// A reader of the concatenated members of a gzip stream.
 pub struct GzMembers<'a> {
-    inner: Option<GzDecoder<Box<dyn BufRead + 'a>>>,
+    inner: Option<GzDecoder<Peek<'a>>>,
 }
 
 impl<'a> GzMembers<'a> {
     /// Decodes the members of `r`.
     pub fn new(r: Box<dyn BufRead + 'a>) -> GzMembers<'a> {
         GzMembers {
-            inner: Some(GzDecoder::new(r)),
+            inner: Some(GzDecoder::new(Peek {
+                head: Vec::new(),
+                inner: r,
+            })),
+        }
+    }
+}
+
+/// The source with the bytes looked at between two members put back in front, so each member's
+/// decoder reads the same one-level reader (never a chain that grows with the member count).
+struct Peek<'a> {
+    head: Vec<u8>,
+    inner: Box<dyn BufRead + 'a>,
+}
+
+impl Peek<'_> {
+    /// Whether gzip's magic comes next; the bytes looked at stay unread.
+    fn magic_next(&mut self) -> std::io::Result<bool> {
+        let mut seen = Vec::with_capacity(2);
+        while seen.len() < 2 {
+            let buf = self.fill_buf()?;
+            let Some(&b) = buf.first() else { break };
+            seen.push(b);
+            self.consume(1);
+        }
+        let magic = seen == [0x1f, 0x8b];
+        seen.extend_from_slice(&self.head);
+        self.head = seen;
+        Ok(magic)
+    }
+}
+
+impl Read for Peek<'_> {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        let buf = self.fill_buf()?;
+        let n = buf.len().min(out.len());
+        out[..n].copy_from_slice(&buf[..n]);
+        self.consume(n);
+        Ok(n)
+    }
+}
+
+impl BufRead for Peek<'_> {
+    fn fill_buf(&mut self) -> std::io::Result<&[u8]> {
+        if self.head.is_empty() {
+            self.inner.fill_buf()
+        } else {
+            Ok(&self.head)
+        }
+    }
+
+    fn consume(&mut self, n: usize) {
+        if self.head.is_empty() {
+            self.inner.consume(n);
+        } else {
+            self.head.drain(..n.min(self.head.len()));
         }
     }
 }
@@ -38,18 +93,10 @@ impl Read for GzMembers<'_> {
                 return Ok(0);
             };
             let mut r = d.into_inner();
-            let Some(&first) = r.fill_buf()?.first() else {
-                return Ok(0);
-            };
-            if first != 0x1f {
+            if !r.magic_next()? {
                 return Ok(0);
             }
-            r.consume(1);
-            if r.fill_buf()?.first() != Some(&0x8b) {
-                return Ok(0);
-            }
-            let next: Box<dyn BufRead + '_> = Box::new(std::io::Cursor::new([0x1f]).chain(r));
-            self.inner = Some(GzDecoder::new(next));
+            self.inner = Some(GzDecoder::new(r));
         }
     }
 }
@@ -91,5 +138,27 @@ mod tests {
         let mut two = gz(b"ok");
         two.extend_from_slice(&[0x1f, 0x8b, 0x08, 0, 1, 2]);
         assert!(decode(&two).is_err(), "a truncated second member");
+    }
+
+    #[test]
+    fn many_members_keep_one_reader_level() {
+        // a chain of readers growing per member would overflow the stack here
+        let one = gz(b"x");
+        let data: Vec<u8> = std::iter::repeat_n(&one[..], 100_000)
+            .flatten()
+            .copied()
+            .collect();
+        assert_eq!(decode(&data).unwrap(), vec![b'x'; 100_000]);
+    }
+
+    #[test]
+    fn a_magic_split_across_reads_is_found() {
+        let mut data = gz(b"one ");
+        data.extend(gz(b"two"));
+        // one byte a read: the magic of the second member spans two fill_buf calls
+        let r = std::io::BufReader::with_capacity(1, &data[..]);
+        let mut out = Vec::new();
+        GzMembers::new(Box::new(r)).read_to_end(&mut out).unwrap();
+        assert_eq!(out, b"one two");
     }
 }
