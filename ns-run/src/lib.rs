@@ -51,6 +51,7 @@ pub use rlimit::{Rlimit, RlimitKind, UNLIMITED};
 pub use spec::{
     IdMapping, MountSpec, Network, Output, OverlayDriver, RunResult, RunSpec, Security,
 };
+pub use user::{group_id, passwd_ids};
 
 /// Runs `spec` and waits for the command. Safe to call from several threads at once.
 /// The command exiting non-zero is not an error: see [`RunResult::exit_code`].

@@ -60,6 +60,19 @@ fn group_entries(text: &str) -> impl Iterator<Item = GroupEntry<'_>> {
     })
 }
 
+/// The uid and gid of the first passwd entry named `name` (`--chown` resolves names this way
+/// too, so both read the files as runc does).
+pub fn passwd_ids(passwd: &str, name: &str) -> Option<(u32, u32)> {
+    passwd_entries(passwd)
+        .find(|e| e.name == name)
+        .map(|e| (e.uid, e.gid))
+}
+
+/// The gid of the first group entry named `name`.
+pub fn group_id(group: &str, name: &str) -> Option<u32> {
+    group_entries(group).find(|e| e.name == name).map(|e| e.gid)
+}
+
 /// Resolves `spec` (`UID[:GID]`, `NAME[:GROUP]`, mixed; either part may be empty) against the
 /// passwd and group texts (empty when the files are missing), as runc's `GetExecUser`: the
 /// first matching entry wins; an empty user part is `0` (as BuildKit runs it); an empty group
@@ -97,12 +110,9 @@ pub(crate) fn resolve(spec: &str, passwd: &str, group: &str) -> Result<ExecUser,
     } else if let Ok(n) = group_part.parse::<u32>() {
         gid = n;
     } else {
-        gid = group_entries(group)
-            .find(|e| e.name == group_part)
-            .map(|e| e.gid)
-            .ok_or_else(|| {
-                format!("unable to find group {group_part}: no matching entries in group file")
-            })?;
+        gid = group_id(group, group_part).ok_or_else(|| {
+            format!("unable to find group {group_part}: no matching entries in group file")
+        })?;
     }
     Ok(ExecUser {
         uid,

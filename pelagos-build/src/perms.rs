@@ -61,39 +61,18 @@ impl ChownSpec {
         let (uid, mut gid) = if let Some(n) = numeric_id(&self.user) {
             (n, n)
         } else {
-            passwd
-                .lines()
-                .find_map(|l| {
-                    let f: Vec<&str> = l.trim().split(':').collect();
-                    (f.first() == Some(&self.user.as_str()))
-                        .then(|| (go_atoi(f.get(2)), go_atoi(f.get(3))))
-                })
+            ns_run::passwd_ids(passwd, &self.user)
                 .ok_or_else(|| PermError::UnknownUser(self.user.clone()))?
         };
         if let Some(g) = &self.group {
             gid = if let Some(n) = numeric_id(g) {
                 n
             } else {
-                group
-                    .lines()
-                    .find_map(|l| {
-                        let f: Vec<&str> = l.trim().split(':').collect();
-                        (f.first() == Some(&g.as_str())).then(|| go_atoi(f.get(2)))
-                    })
-                    .ok_or_else(|| PermError::UnknownGroup(g.clone()))?
+                ns_run::group_id(group, g).ok_or_else(|| PermError::UnknownGroup(g.clone()))?
             };
         }
         Ok((uid, gid))
     }
-}
-
-/// An id field of `/etc/passwd` or `/etc/group` as runc's parser reads it (lines trimmed, a
-/// missing or invalid number is 0).
-fn go_atoi(field: Option<&&str>) -> u32 {
-    field
-        .and_then(|f| f.parse::<i64>().ok())
-        .and_then(|n| u32::try_from(n).ok())
-        .unwrap_or(0)
 }
 
 /// A numeric id as Go's `strconv.ParseUint(s, 10, 32)` reads it: decimal digits only (`+5` is
